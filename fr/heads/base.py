@@ -1,0 +1,204 @@
+"""The contract every loss head follows.
+
+A *head* is two parts, as in insightface's ``arcface_torch``:
+
+* class centres (:class:`fr.heads.classifier.PartialFC`, of which a full cosine classifier is the
+  ``sample_rate=1`` case) turn normalised embeddings into cosines ``c = clamp(x^ . W^_j, -1, 1)``;
+* a *margin rule* (:class:`MarginRule`) turns cosines, labels and feature norms into a loss.
+
+:class:`Head` glues the two, so that every head works behind the full classifier and behind Partial FC,
+and returns one :class:`HeadOutput` type: a training loop never branches on a head's name.
+
+Label convention: ``-1`` means "ignore this row" (it contributes no loss and no gradient). Inside a
+sharded Partial FC, a row whose class lives on another rank has local label ``-1`` but is still a
+valid row: :class:`ShardContext` keeps the two apart (``ctx.valid`` versus ``ctx.has_target``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import dist as D
+
+
+@dataclass
+class HeadOutput:
+    """What every head returns.
+
+    loss:   scalar tensor (mean over valid rows).
+    logits: the scaled, margin-modified logits over the local (possibly sampled) classes, shape
+            ``(B, C_local)``; ``None`` for a head without logits. Columns follow ``ctx.local_labels``.
+    stats:  floats worth logging (margin statistics, EMA state, loss components).
+    labels: the column of each row's class in ``logits`` (-1 when absent), for accuracy.
+    """
+
+    loss: torch.Tensor
+    logits: torch.Tensor | None
+    stats: dict[str, float] = field(default_factory=dict)
+    labels: torch.Tensor | None = None
+
+
+class ShardContext:
+    """Everything a margin rule needs to know about which classes are where.
+
+    In one process (``world_size == 1``) the helpers are plain tensor operations. Under a sharded
+    Partial FC they sum over ranks, so a rule written against this context is correct in both.
+    """
+
+    def __init__(self, labels: torch.Tensor, local_labels: torch.Tensor):
+        self.labels = labels  # global class id per row, -1 = ignore
+        self.local_labels = local_labels  # column in the local cosine matrix, -1 = not here
+        self.valid = labels >= 0
+        self.has_target = local_labels >= 0
+        self.distributed = D.is_dist()
+
+    # --- reductions over classes ---------------------------------------------------------------
+    def all_sum(self, x: torch.Tensor) -> torch.Tensor:
+        return D.all_sum(x) if self.distributed else x
+
+    def onehot(self, like: torch.Tensor) -> torch.Tensor:
+        """Boolean ``(B, C_local)`` mask of the target column (all False on rows without one)."""
+        cols = torch.arange(like.shape[1], device=like.device)
+        return (cols[None, :] == self.local_labels[:, None]) & self.has_target[:, None]
+
+    def target(self, mat: torch.Tensor) -> torch.Tensor:
+        """The value of ``mat`` at each row's target column, summed over shards; 0 on invalid rows."""
+        idx = self.local_labels.clamp_min(0)[:, None]
+        local = mat.gather(1, idx).squeeze(1) * self.has_target.to(mat.dtype)
+        return self.all_sum(local)
+
+    def replace_target(self, mat: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """``mat`` with the target column of each row replaced by ``values`` (shape ``(B,)``)."""
+        return torch.where(self.onehot(mat), values[:, None].to(mat.dtype), mat)
+
+    def sum_classes(self, mat: torch.Tensor) -> torch.Tensor:
+        """Row sums over all classes of all shards."""
+        return self.all_sum(mat.sum(1))
+
+    def logsumexp(self, logits: torch.Tensor) -> torch.Tensor:
+        """Row-wise log-sum-exp over all shards (max-subtracted)."""
+        m = D.all_max(logits.detach().max(1).values) if self.distributed else logits.detach().max(1).values
+        s = self.all_sum(torch.exp(logits - m[:, None]).sum(1))
+        return m + torch.log(s)
+
+    def log_prob_target(self, logits: torch.Tensor) -> torch.Tensor:
+        """``log p_y`` for each row under a softmax over all classes of all shards."""
+        return self.target(logits) - self.logsumexp(logits)
+
+    # --- reductions over rows ------------------------------------------------------------------
+    def mean_valid(self, v: torch.Tensor) -> torch.Tensor:
+        """Mean of ``v`` over valid rows (0, with a graph, when no row is valid)."""
+        w = self.valid.to(v.dtype)
+        return (v * w).sum() / w.sum().clamp_min(1.0)
+
+    def cross_entropy(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.mean_valid(-self.log_prob_target(logits))
+
+
+class MarginRule(nn.Module):
+    """Base class of the margin rules. Subclasses implement :meth:`logits` and, when the loss is not
+    softmax cross-entropy over those logits, :meth:`loss`.
+
+    ``cos`` arrives clamped to [-1, 1] in float32 (float64 when the head runs in float64), shape
+    ``(B, C_local)``. ``norms`` is the feature norm ``||x||`` of each row, shape ``(B,)``; it carries
+    gradient only if the backbone's norm does (MagFace wants it, AdaFace detaches it itself).
+
+    State (EMA statistics, counters) lives in buffers and is updated only when ``self.training``.
+    """
+
+    #: rules that read ``norms`` (documentation and tests only; every rule receives them)
+    uses_norms: bool = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stats: dict[str, float] = {}
+
+    def logits(self, cos: torch.Tensor, ctx: ShardContext, norms: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, logits: torch.Tensor, cos: torch.Tensor, ctx: ShardContext, norms: torch.Tensor) -> torch.Tensor:
+        return ctx.cross_entropy(logits)
+
+    def forward(self, cos: torch.Tensor, ctx: ShardContext, norms: torch.Tensor) -> HeadOutput:
+        self._stats = {}
+        logits = self.logits(cos, ctx, norms)
+        loss = self.loss(logits, cos, ctx, norms)
+        return HeadOutput(loss=loss, logits=logits, stats=dict(self._stats), labels=ctx.local_labels)
+
+    def stat(self, **kw: float | torch.Tensor) -> None:
+        for k, v in kw.items():
+            self._stats[k] = float(v.detach()) if torch.is_tensor(v) else float(v)
+
+    def extra_repr(self) -> str:
+        import inspect
+
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return ", ".join(f"{n}={getattr(self, n)!r}" for n in names if hasattr(self, n))
+
+
+class Head(nn.Module):
+    """Class centres plus a margin rule. ``forward(emb, labels, norms=None) -> HeadOutput``.
+
+    ``emb`` is the backbone's embedding, normalised or not; it is l2-normalised here. ``norms`` is
+    the feature norm; when ``None`` it is taken from ``emb`` (with gradient). Half-precision
+    embeddings are promoted to float32 before the cosine, as insightface does.
+    """
+
+    def __init__(self, rule: MarginRule, classifier: nn.Module, name: str = ""):
+        super().__init__()
+        self.rule = rule
+        self.classifier = classifier
+        self.name = name
+
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor, norms: torch.Tensor | None = None) -> HeadOutput:
+        if emb.dim() != 2:
+            raise ValueError(f"embeddings must be (batch, dim), got shape {tuple(emb.shape)}")
+        if labels.shape != emb.shape[:1]:
+            raise ValueError(f"labels must have shape ({emb.shape[0]},), got {tuple(labels.shape)}")
+        dtype = torch.promote_types(emb.dtype, torch.float32)
+        emb = emb.to(dtype)
+        if norms is None:
+            norms = emb.norm(dim=1)
+        norms = norms.reshape(-1).to(dtype)
+        x = F.normalize(emb, dim=1)
+        labels = labels.long()
+        if D.is_dist():
+            x = D.gather_for_global_loss(x)
+            norms = D.gather_for_global_loss(norms)
+            labels = D.gather_nograd(labels)
+        cos, local_labels = self.classifier(x, labels)
+        ctx = ShardContext(labels, local_labels)
+        return self.rule(cos, ctx, norms)
+
+
+# --- numerical helpers shared by the rules ---------------------------------------------------------
+
+def safe_acos(c: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """``acos`` with its argument clamped to ``[-1+eps, 1-eps]`` (finite gradient at +-1)."""
+    return torch.acos(c.clamp(-1.0 + eps, 1.0 - eps))
+
+
+def safe_sin(c: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """``sqrt(1-c^2)`` with the radicand clamped at ``eps`` (finite gradient at +-1)."""
+    return torch.sqrt((1.0 - c * c).clamp_min(eps))
+
+
+def arc_target(c_y: torch.Tensor, m: float | torch.Tensor, *, easy_margin: bool = False,
+               th_mm: bool = True, eps: float = 1e-7) -> torch.Tensor:
+    """``cos(theta_y + m)`` via the cos/sin expansion (the "exact" ArcFace gradient), with
+    insightface's original fallbacks: ``easy_margin`` keeps ``c_y`` when ``c_y <= 0``; otherwise, with
+    ``th_mm``, ``c_y - m sin m`` when ``c_y <= cos(pi - m)`` (keeps the logit monotone in theta).
+    ``m`` may be a per-row tensor."""
+    m_t = torch.as_tensor(m, dtype=c_y.dtype, device=c_y.device)
+    phi = c_y * torch.cos(m_t) - safe_sin(c_y, eps) * torch.sin(m_t)
+    if easy_margin:
+        return torch.where(c_y > 0, phi, c_y)
+    if th_mm:
+        th = torch.cos(math.pi - m_t)
+        mm = torch.sin(math.pi - m_t) * m_t
+        return torch.where(c_y > th, phi, c_y - mm)
+    return phi
