@@ -22,8 +22,9 @@ pages: $(STAMP)
 	$(PY) -m fr.book
 
 book/executed/%.ipynb: notebooks/%.ipynb $(STAMP) $(shell find fr -name '*.py') $(shell find results -type f 2>/dev/null)
-	@mkdir -p book/executed
-	$(PY) -m papermill --cwd notebooks -k python3 --no-progress-bar $< $@.tmp && mv $@.tmp $@
+	@mkdir -p book/executed book/.partial
+	$(PY) -m papermill --cwd notebooks -k python3 --no-progress-bar $< book/.partial/$*.ipynb
+	mv book/.partial/$*.ipynb $@
 
 notebooks: $(EXECUTED)
 
