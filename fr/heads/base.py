@@ -55,6 +55,9 @@ class ShardContext:
         self.valid = labels >= 0
         self.has_target = local_labels >= 0
         self.distributed = D.is_dist()
+        self.world_size = D.world_size()
+        #: l2-normalised class centres aligned with the local cosine columns (set by :class:`Head`)
+        self.centres: torch.Tensor | None = None
 
     # --- reductions over classes ---------------------------------------------------------------
     def all_sum(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,6 +91,14 @@ class ShardContext:
     def log_prob_target(self, logits: torch.Tensor) -> torch.Tensor:
         """``log p_y`` for each row under a softmax over all classes of all shards."""
         return self.target(logits) - self.logsumexp(logits)
+
+    def count_once(self, term: torch.Tensor) -> torch.Tensor:
+        """A loss term that every rank computes identically from gathered rows only (say MagFace's norm
+        regulariser): its value is kept, its gradient is divided by the world size, because the gathered
+        rows' gradients are summed over ranks. Identity in one process."""
+        if self.world_size == 1:
+            return term
+        return term / self.world_size + term.detach() * (1.0 - 1.0 / self.world_size)
 
     # --- reductions over rows ------------------------------------------------------------------
     def mean_valid(self, v: torch.Tensor) -> torch.Tensor:
@@ -172,6 +183,7 @@ class Head(nn.Module):
             labels = D.gather_nograd(labels)
         cos, local_labels = self.classifier(x, labels)
         ctx = ShardContext(labels, local_labels)
+        ctx.centres = getattr(self.classifier, "last_centres", None)
         return self.rule(cos, ctx, norms)
 
 

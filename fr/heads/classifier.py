@@ -54,6 +54,7 @@ class PartialFC(nn.Module):
         self.weight = nn.Parameter(torch.empty(self.num_local, embedding_size))
         init_centres(self.weight, init)
         self.last_index: torch.Tensor | None = None
+        self.last_centres: torch.Tensor | None = None
 
     def extra_repr(self) -> str:
         return (f"num_classes={self.num_classes}, embedding_size={self.embedding_size}, "
@@ -89,6 +90,7 @@ class PartialFC(nn.Module):
             pos = torch.searchsorted(index, local.clamp_min(0))
             local = torch.where(local >= 0, pos, local)
         w = F.normalize(w.to(x.dtype), dim=1)
+        self.last_centres = w
         cos = F.linear(x, w).float() if x.dtype != torch.float64 else F.linear(x, w)
         return cos.clamp(-1.0, 1.0), local
 
