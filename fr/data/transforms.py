@@ -1,0 +1,257 @@
+"""Batch transforms on uint8 face tensors, in plain torch (no torchvision).
+
+Images travel through the project as uint8 tensors ``(B, 3, H, W)`` in RGB order; :func:`to_input` is the
+single place where they become a backbone's float input, following its ``InputSpec`` (size, colour order,
+mean/std). Training augmentation (:class:`TrainAugment`) follows AdaFace (Kim et al., CVPR 2022, Sec. 4 and
+``dataset/augmenter.py`` of mk-minchul/AdaFace).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["to_input", "hflip", "resize", "gaussian_blur", "TrainAugment"]
+
+
+def _as_batch(x: torch.Tensor, name: str = "batch") -> tuple[torch.Tensor, bool]:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() == 3:
+        return x.unsqueeze(0), True
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"{name} must be (B, 3, H, W) or (3, H, W), got shape {tuple(x.shape)}")
+    return x, False
+
+
+def _pair(size) -> tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    h, w = size
+    return int(h), int(w)
+
+
+def resize(batch: torch.Tensor, size, *, mode: str = "bilinear", antialias: bool = True) -> torch.Tensor:
+    """Resize ``(B, 3, H, W)`` (or ``(3, H, W)``) to ``size`` (int or ``(h, w)``) with ``F.interpolate``.
+
+    uint8 in gives uint8 out (rounded and clamped); float in gives float out. ``antialias`` applies to the
+    bilinear/bicubic modes when down-sampling (PyTorch ignores it otherwise)."""
+    x, single = _as_batch(batch)
+    size = _pair(size)
+    if tuple(x.shape[-2:]) == size:
+        return batch
+    is_uint8 = x.dtype == torch.uint8
+    xf = x.float() if is_uint8 else x
+    kw = {"align_corners": False, "antialias": antialias} if mode in ("bilinear", "bicubic") else {}
+    y = F.interpolate(xf, size=size, mode=mode, **kw)
+    if is_uint8:
+        y = y.round_().clamp_(0, 255).to(torch.uint8)
+    return y[0] if single else y
+
+
+def hflip(batch: torch.Tensor) -> torch.Tensor:
+    """Mirror images left-right (last axis); works on uint8 or float, single image or batch."""
+    return batch.flip(-1)
+
+
+def to_input(batch_uint8: torch.Tensor, spec) -> torch.Tensor:
+    """uint8 RGB ``(B, 3, H, W)`` -> float32 backbone input following ``spec``.
+
+    ``spec`` is any object with ``size``, ``color`` ("RGB" or "BGR"), ``mean`` and ``std`` (e.g.
+    ``fr.backbones.InputSpec``): images are resized (antialiased bilinear) when their size differs from
+    ``spec.size``, reordered to BGR when asked (AdaFace checkpoints), scaled to [0, 1] and normalised as
+    ``(x - mean) / std`` with ``mean``/``std`` given in ``spec.color`` order. Runs on the batch's device, so
+    move the uint8 batch first (4x less traffic than moving floats)."""
+    x, single = _as_batch(batch_uint8, "batch_uint8")
+    if x.dtype != torch.uint8:
+        raise TypeError(f"to_input expects a uint8 batch (0..255), got {x.dtype}")
+    color = str(getattr(spec, "color", "RGB")).upper()
+    if color not in ("RGB", "BGR"):
+        raise ValueError(f"spec.color must be 'RGB' or 'BGR', got {spec.color!r}")
+    size = getattr(spec, "size", None)
+    if size is not None:
+        x = resize(x, size)
+    x = x.float().div_(255.0)
+    if color == "BGR":
+        x = x.flip(1)
+    mean = torch.as_tensor(spec.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    std = torch.as_tensor(spec.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    x = (x - mean) / std
+    return x[0] if single else x
+
+
+def gaussian_blur(batch: torch.Tensor, sigma: float, *, radius: int | None = None) -> torch.Tensor:
+    """Separable Gaussian blur with reflect padding (kernel radius ``ceil(3 sigma)`` by default).
+
+    Written as a weighted sum of shifted views rather than a depthwise ``conv2d``, which is several times
+    slower on CPU for these small kernels."""
+    if sigma <= 0:
+        return batch
+    x, single = _as_batch(batch)
+    is_uint8 = x.dtype == torch.uint8
+    xf = x.float() if is_uint8 else x
+    h, w = xf.shape[-2:]
+    r = int(math.ceil(3 * sigma)) if radius is None else int(radius)
+    r = max(1, min(r, h - 1, w - 1))
+    t = torch.arange(-r, r + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = (k / k.sum()).tolist()
+    pad = F.pad(xf, (r, r, 0, 0), mode="reflect")
+    y = pad[..., 0:w] * k[0]
+    for i in range(1, 2 * r + 1):
+        y.add_(pad[..., i:i + w], alpha=k[i])
+    pad = F.pad(y, (0, 0, r, r), mode="reflect")
+    y = pad[..., 0:h, :] * k[0]
+    for i in range(1, 2 * r + 1):
+        y.add_(pad[..., i:i + h, :], alpha=k[i])
+    if is_uint8:
+        y = y.round_().clamp_(0, 255).to(torch.uint8)
+    return y[0] if single else y
+
+
+_GRAY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as PIL's "L" conversion and torchvision's rgb_to_grayscale
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    w = torch.tensor(_GRAY, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+class TrainAugment:
+    """AdaFace's training augmentation on uint8 RGB batches, reproducible with a seed.
+
+    Per image, in AdaFace's order (``Augmenter.augment``), each applied independently:
+
+    1. **crop with zero padding** (p=``p_crop``): a RandomResizedCrop window (area scale U(0.2, 1), aspect
+       ratio log-uniform in [3/4, 4/3], 10 tries then a centre fallback, as torchvision's
+       ``RandomResizedCrop.get_params``) is kept *in place* and everything outside it is set to zero. AdaFace
+       does not resize the crop back up; the face keeps its scale and loses context.
+    2. **low resolution** (p=``p_lowres``): down-sample the square image to ``int(r * H)`` pixels, r ~ U(0.2, 1),
+       and back up, each step with an interpolation drawn at random. AdaFace draws from OpenCV's
+       {nearest, linear, area, cubic, lanczos4}; here from torch's {nearest, bilinear, area, bicubic}
+       (no Lanczos in ``F.interpolate``).
+    3. **photometric** (p=``p_photo``): ColorJitter(brightness=0.5, contrast=0.5, saturation=0.5, hue=0):
+       factors U(0.5, 1.5), the three operations in a random order per image; contrast blends with the mean
+       grey level of the image, saturation with its grey version (torchvision's definitions).
+
+    followed by a horizontal flip (p=``p_flip``), which AdaFace applies in its torchvision transform.
+    Arithmetic is in float with clamping after every operation and one rounding at the end (AdaFace works
+    on PIL images and rounds after each step, an immaterial difference).
+
+    ``seed`` fixes a private ``torch.Generator``: the same seed and the same sequence of batches give the same
+    output. ``__call__(batch, generator=None)`` can take an explicit generator instead. Apply it to whole
+    batches in the training process (it is vectorised over the batch), not inside DataLoader workers, where
+    every worker would hold a copy of the same generator state.
+    """
+
+    CROP_SCALE = (0.2, 1.0)
+    CROP_RATIO = (3 / 4, 4 / 3)
+    LOWRES_RANGE = (0.2, 1.0)
+    JITTER = 0.5
+    LOWRES_MODES = ("nearest", "bilinear", "area", "bicubic")
+
+    def __init__(self, p_lowres: float = 0.2, p_crop: float = 0.2, p_photo: float = 0.2, p_flip: float = 0.5,
+                 seed: int | None = None):
+        for name, p in (("p_lowres", p_lowres), ("p_crop", p_crop), ("p_photo", p_photo), ("p_flip", p_flip)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
+        self.p_lowres, self.p_crop, self.p_photo, self.p_flip = p_lowres, p_crop, p_photo, p_flip
+        self.seed = seed
+        self.generator = torch.Generator()
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(int(seed))
+
+    def __repr__(self) -> str:
+        return (f"TrainAugment(p_lowres={self.p_lowres}, p_crop={self.p_crop}, p_photo={self.p_photo}, "
+                f"p_flip={self.p_flip}, seed={self.seed})")
+
+    # -- random helpers (all draws on CPU from the generator, so results do not depend on the device) -----
+    def _rand(self, g, *shape) -> torch.Tensor:
+        return torch.rand(shape, generator=g)
+
+    def _uniform(self, g, lo, hi) -> float:
+        return lo + (hi - lo) * float(torch.rand((), generator=g))
+
+    def _randint(self, g, lo, hi) -> int:  # [lo, hi)
+        return int(torch.randint(lo, hi, (), generator=g))
+
+    def crop_params(self, height: int, width: int, g: torch.Generator) -> tuple[int, int, int, int]:
+        """``(top, left, h, w)`` of a RandomResizedCrop window (torchvision's sampling procedure)."""
+        area = height * width
+        log_ratio = (math.log(self.CROP_RATIO[0]), math.log(self.CROP_RATIO[1]))
+        for _ in range(10):
+            target = area * self._uniform(g, *self.CROP_SCALE)
+            aspect = math.exp(self._uniform(g, *log_ratio))
+            w = int(round(math.sqrt(target * aspect)))
+            h = int(round(math.sqrt(target / aspect)))
+            if 0 < w <= width and 0 < h <= height:
+                return self._randint(g, 0, height - h + 1), self._randint(g, 0, width - w + 1), h, w
+        in_ratio = width / height
+        if in_ratio < self.CROP_RATIO[0]:
+            w, h = width, int(round(width / self.CROP_RATIO[0]))
+        elif in_ratio > self.CROP_RATIO[1]:
+            h, w = height, int(round(height * self.CROP_RATIO[1]))
+        else:
+            w, h = width, height
+        return (height - h) // 2, (width - w) // 2, h, w
+
+    def __call__(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        x, single = _as_batch(batch)
+        if x.dtype != torch.uint8:
+            raise TypeError(f"TrainAugment expects uint8 images, got {x.dtype}")
+        g = self.generator if generator is None else generator
+        b, _, height, width = x.shape
+        # one draw per decision per image, in a fixed order, so that a seed fixes everything
+        u = self._rand(g, b, 4)
+        do_crop, do_low, do_photo, do_flip = (u[:, 0] < self.p_crop, u[:, 1] < self.p_lowres,
+                                              u[:, 2] < self.p_photo, u[:, 3] < self.p_flip)
+        if not bool((do_crop | do_low | do_photo | do_flip).any()):
+            return batch.clone()
+        out = x.float()
+
+        crop_idx = torch.nonzero(do_crop).flatten()
+        if len(crop_idx):  # keep a random window in place, zero elsewhere
+            boxes = torch.tensor([self.crop_params(height, width, g) for _ in range(len(crop_idx))])
+            rows, cols = torch.arange(height).view(1, -1), torch.arange(width).view(1, -1)
+            in_rows = (rows >= boxes[:, :1]) & (rows < boxes[:, :1] + boxes[:, 2:3])  # (n, H)
+            in_cols = (cols >= boxes[:, 1:2]) & (cols < boxes[:, 1:2] + boxes[:, 3:4])  # (n, W)
+            mask = (in_rows[:, :, None] & in_cols[:, None, :]).unsqueeze(1)
+            out[crop_idx] = out[crop_idx] * mask
+
+        for i in torch.nonzero(do_low).flatten().tolist():
+            ratio = self._uniform(g, *self.LOWRES_RANGE)
+            small = max(1, int(ratio * height)), max(1, int(ratio * width))
+            down = self.LOWRES_MODES[self._randint(g, 0, len(self.LOWRES_MODES))]
+            up = self.LOWRES_MODES[self._randint(g, 0, len(self.LOWRES_MODES))]
+            img = resize(out[i:i + 1], small, mode=down).clamp_(0, 255)
+            out[i:i + 1] = resize(img, (height, width), mode=up).clamp_(0, 255)
+
+        idx = torch.nonzero(do_photo).flatten()
+        if len(idx):
+            n = len(idx)
+            factors = 1.0 + self.JITTER * (2 * self._rand(g, n, 3) - 1)  # brightness, contrast, saturation
+            order = torch.argsort(self._rand(g, n, 3), dim=1)  # a random permutation of the three per image
+            sub = out[idx]
+            for slot in range(3):
+                for op in range(3):
+                    sel = order[:, slot] == op
+                    if not bool(sel.any()):
+                        continue
+                    img, f = sub[sel], factors[sel, op].view(-1, 1, 1, 1)
+                    if op == 0:
+                        img = img * f
+                    elif op == 1:
+                        mean = _gray(img).mean(dim=(1, 2, 3), keepdim=True)
+                        img = f * img + (1 - f) * mean
+                    else:
+                        img = f * img + (1 - f) * _gray(img)
+                    sub[sel] = img.clamp_(0, 255)
+            out[idx] = sub
+
+        if bool(do_flip.any()):
+            out[do_flip] = out[do_flip].flip(-1)
+        out = out.round_().clamp_(0, 255).to(torch.uint8)
+        return out[0] if single else out
