@@ -1,0 +1,106 @@
+"""One checkpoint file per run, whatever the number of ranks.
+
+insightface writes one file per GPU (``checkpoint_gpu_{rank}.pt``), so a run cannot resume on another
+number of GPUs (insightface#1811). Here the class-centre shards of a sharded Partial FC, and the optimiser
+state that belongs to them, are gathered into full ``(num_classes, D)`` tensors on save, and each rank
+takes its rows back on load; everything else is replicated. The file is written atomically
+(:mod:`fr.engine.atomic`): a failure during the write leaves the previous checkpoint intact.
+
+RNG states (python, numpy, torch CPU and CUDA) are saved for every rank. They are restored exactly when the
+world size is unchanged; otherwise each rank is re-seeded deterministically from ``(seed, step, rank)``.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as tdist
+
+from .. import dist as D
+from .atomic import atomic_save
+
+FORMAT = "fr-checkpoint/1"
+
+
+def shard_bounds(num_classes: int, world_size: int, rank: int) -> tuple[int, int]:
+    """``(start, count)`` of rank ``rank``'s class shard (the split ``PartialFC`` uses)."""
+    count = num_classes // world_size + int(rank < num_classes % world_size)
+    start = num_classes // world_size * rank + min(rank, num_classes % world_size)
+    return start, count
+
+
+def gather_rows(t: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Concatenate every rank's row shard of a ``(num_local, ...)`` tensor into ``(num_classes, ...)``
+    (on every rank; CPU copy). Identity in one process."""
+    if not D.is_dist():
+        return t.detach().cpu().clone()
+    ws = D.world_size()
+    counts = [shard_bounds(num_classes, ws, r)[1] for r in range(ws)]
+    pad = max(counts)
+    x = t.detach()
+    if x.shape[0] < pad:
+        x = torch.cat([x, x.new_zeros((pad - x.shape[0], *x.shape[1:]))], 0)
+    parts = [torch.empty_like(x) for _ in range(ws)]
+    tdist.all_gather(parts, x.contiguous())
+    return torch.cat([p[:c] for p, c in zip(parts, counts)], 0).cpu()
+
+
+def shard_of(full: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """This rank's rows of a full ``(num_classes, ...)`` tensor."""
+    if full.shape[0] != num_classes:
+        raise ValueError(f"expected {num_classes} rows of class centres, the checkpoint has {full.shape[0]}")
+    start, count = shard_bounds(num_classes, D.world_size(), D.rank())
+    return full[start:start + count]
+
+
+def capture_rng() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def reseed(seed: int, step: int, rank: int) -> None:
+    s = (seed * 1_000_003 + step * 7919 + rank) % (2 ** 31)
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+
+
+def all_rng_states() -> list[dict[str, Any]]:
+    """Every rank's RNG state, in rank order (collective under torch.distributed)."""
+    mine = capture_rng()
+    if not D.is_dist():
+        return [mine]
+    out: list[Any] = [None] * D.world_size()
+    tdist.all_gather_object(out, mine)
+    return out
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically (call on the main rank only)."""
+    state = {"format": FORMAT, **state}
+    atomic_save(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` onto the CPU."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a truncated or foreign file
+        raise RuntimeError(f"cannot read checkpoint {path}: {e}") from e
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise RuntimeError(f"{path} is not an fr checkpoint (format {state.get('format') if isinstance(state, dict) else type(state).__name__!r})")
+    return state

@@ -1,0 +1,71 @@
+"""What a result was computed with: interpreter, libraries, device, and the exact code (git SHA + dirty flag).
+
+``collect_env()`` is written to every run's ``env.json``. Git is queried read-only
+(``--no-optional-locks``), and a missing git or a copy outside a repository gives ``null`` values rather
+than an error.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .paths import repo_root
+
+
+def _git(*args: str, cwd: Path) -> str | None:
+    try:
+        r = subprocess.run(["git", "--no-optional-locks", *args], cwd=cwd, capture_output=True, text=True,
+                           timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def git_info(root: str | Path | None = None) -> dict[str, Any]:
+    """``{"sha": full commit or None, "dirty": bool or None}`` (dirty: tracked files differ from the commit)."""
+    root = Path(root) if root is not None else repo_root()
+    sha = _git("rev-parse", "HEAD", cwd=root)
+    if sha is None:
+        return {"sha": None, "dirty": None}
+    status = _git("status", "--porcelain", "--untracked-files=no", cwd=root)
+    return {"sha": sha, "dirty": None if status is None else bool(status)}
+
+
+def _version(mod: str) -> str | None:
+    try:
+        m = __import__(mod)
+    except Exception:
+        return None
+    return getattr(m, "__version__", None)
+
+
+def collect_env(device: Any = None) -> dict[str, Any]:
+    """A JSON-ready description of this process's environment."""
+    import torch
+
+    env: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "numpy": _version("numpy"),
+        "pandas": _version("pandas"),
+        "fr": _version("fr"),
+        "cuda_available": torch.cuda.is_available(),
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "device": str(device) if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"),
+        "gpu": None,
+        "git": git_info(),
+    }
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name()
+        env["gpu_count"] = torch.cuda.device_count()
+    return env

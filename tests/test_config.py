@@ -1,0 +1,185 @@
+"""Config loading: inheritance, overrides, errors that name the key and the file, hashing, derived values."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fr.config import (ConfigError, ExperimentCfg, config_hash, derive, dump_yaml, from_dict, load_config,
+                       num_train_images, parse_override, to_dict)
+from fr.engine.schedule import LRFactor, lr_factor
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+def write(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def tree(tmp_path):
+    base = write(tmp_path / "base" / "data.yaml", {"data": {"batch_size": 64, "train": "synthetic"},
+                                                   "optim": {"lr": 0.2, "weight_decay": 1e-4}})
+    sched = write(tmp_path / "base" / "sched.yaml", {"schedule": {"kind": "multistep", "epochs": 10,
+                                                                  "milestones": [4, 8]},
+                                                     "optim": {"lr": 0.3}})
+    exp = write(tmp_path / "exp.yaml", {"inherit": ["base/data.yaml", "base/sched.yaml"], "name": "exp",
+                                        "head": {"name": "arcface", "params": {"m": 0.45}},
+                                        "data": {"synthetic_classes": 10}})
+    return {"base": base, "sched": sched, "exp": exp}
+
+
+def test_inherit_merges_left_to_right_then_the_file(tree):
+    cfg = load_config(tree["exp"])
+    assert cfg.name == "exp"
+    assert cfg.data.batch_size == 64 and cfg.data.synthetic_classes == 10  # mappings merge key by key
+    assert cfg.optim.lr == 0.3  # the later parent wins
+    assert cfg.optim.weight_decay == 1e-4
+    assert cfg.schedule.milestones == (4.0, 8.0)
+    assert cfg.head.params == {"m": 0.45}
+    assert isinstance(cfg, ExperimentCfg) and dataclasses.is_dataclass(cfg)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.name = "x"  # type: ignore[misc]
+
+
+def test_cli_and_python_overrides_give_the_same_config_and_hash(tree):
+    a = load_config(tree["exp"], ["head.params.m=0.5", "optim.lr=1", "schedule.milestones=[2, 3]"])
+    b = load_config(tree["exp"], {"head.params.m": 0.5, "optim.lr": 1.0, "schedule.milestones": (2, 3)})
+    assert a == b
+    assert config_hash(a) == config_hash(b)
+    assert config_hash(a) != config_hash(load_config(tree["exp"]))
+    assert a.optim.lr == 1.0 and isinstance(a.optim.lr, float)
+
+
+def test_integer_head_parameter_is_normalised_to_the_default_type(tree):
+    # m has a float default: m=1 from the command line and m=1.0 from Python are the same experiment
+    a = load_config(tree["exp"], ["head.params.s=64"])
+    b = load_config(tree["exp"], {"head.params.s": 64.0})
+    assert config_hash(a) == config_hash(b)
+
+
+def test_unknown_key_names_the_key_and_the_file(tree, tmp_path):
+    bad = write(tmp_path / "bad.yaml", {"inherit": [str(tree["exp"])], "optim": {"learning_rate": 0.1}})
+    with pytest.raises(ConfigError, match=r"optim\.learning_rate.*bad\.yaml"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match=r"unknown key 'datta'.*base[/\\]data\.yaml"):
+        write(tree["base"], {"datta": {"batch_size": 1}})
+        load_config(tree["exp"])
+
+
+def test_unknown_override_key_names_the_override(tree):
+    with pytest.raises(ConfigError, match=r"schedule\.epoch'.*override 'schedule\.epoch=3'"):
+        load_config(tree["exp"], ["schedule.epoch=3"])
+
+
+def test_bad_values_are_errors_naming_key_and_source(tree):
+    with pytest.raises(ConfigError, match=r"data\.batch_size = 'many'.*override"):
+        load_config(tree["exp"], {"data.batch_size": "many"})
+    with pytest.raises(ConfigError, match=r"head\.params\.q: .*no parameter.*'q'.*override 'head\.params\.q'"):
+        load_config(tree["exp"], {"head.params.q": 1})
+    with pytest.raises(ConfigError, match=r"head\.name.*unknown head 'arcfase'"):
+        load_config(tree["exp"], ["head.name=arcfase"])
+    with pytest.raises(ConfigError, match=r"schedule\.kind.*'cosine' is not one of"):
+        load_config(tree["exp"], ["schedule.kind=cosine"])
+    with pytest.raises(ConfigError, match=r"data\.augment\.p_flip"):
+        load_config(tree["exp"], ["data.augment.p_flip=2"])
+
+
+def test_unknown_head_parameter_in_file_names_the_file(tmp_path):
+    bad = write(tmp_path / "h.yaml", {"head": {"name": "cosface", "params": {"margin": 0.3}}})
+    with pytest.raises(ConfigError, match=r"no parameter\(s\) \['margin'\].*h\.yaml"):
+        load_config(bad)
+
+
+def test_inheritance_cycle_and_missing_parent_are_reported(tmp_path):
+    write(tmp_path / "a.yaml", {"inherit": ["b.yaml"]})
+    write(tmp_path / "b.yaml", {"inherit": ["a.yaml"]})
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+    write(tmp_path / "c.yaml", {"inherit": ["nope.yaml"]})
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        load_config(tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        parse_override("no_equals_sign")
+
+
+def test_dump_and_reload_roundtrip_keeps_the_hash(tree, tmp_path):
+    cfg = load_config(tree["exp"], ["optim.clip_grad_norm=5", "eval.sets=[lfw, cfp_fp]"])
+    p = tmp_path / "resolved.yaml"
+    p.write_text(dump_yaml(cfg))
+    again = load_config(p)
+    assert again == cfg and config_hash(again) == config_hash(cfg)
+    assert from_dict(yaml.safe_load(p.read_text())) == cfg
+    assert again.eval.sets == ("lfw", "cfp_fp")
+
+
+def test_fields_that_do_not_change_results_are_not_hashed(tree):
+    cfg = load_config(tree["exp"])
+    same = load_config(tree["exp"], ["runtime.progress=true", "runtime.log_every=10", "data.num_workers=2",
+                                     "runtime.ckpt_every_steps=5", "description=hello"])
+    assert config_hash(same) == config_hash(cfg)
+    assert config_hash(load_config(tree["exp"], ["runtime.seed=1"])) != config_hash(cfg)
+    assert "progress" not in to_dict(cfg, hashed_only=True)["runtime"]
+
+
+def test_derive_does_not_touch_the_config(tree):
+    cfg = load_config(tree["exp"], ["schedule.warmup_epochs=1", "optim.lr_reference_batch=32"])
+    before = to_dict(cfg)
+    d = derive(cfg, world_size=2, num_images=1000)
+    assert to_dict(cfg) == before
+    assert (d.global_batch, d.local_batch, d.steps_per_epoch) == (64, 32, 15)
+    assert d.total_steps == 150 and d.warmup_steps == 15 and d.milestone_steps == (60, 120)
+    assert d.lr == pytest.approx(0.3 * 64 / 32) and d.lr_scale == 2.0
+    # the global batch makes the schedule independent of the world size
+    assert derive(cfg, 1, 1000).total_steps == d.total_steps
+    with pytest.raises(ConfigError, match="not divisible"):
+        derive(cfg, world_size=3, num_images=1000)
+    with pytest.raises(ConfigError, match="larger than the training set"):
+        derive(cfg, 1, num_images=10)
+    assert num_train_images(cfg) == 10 * 8
+
+
+def test_lr_factors_follow_the_papers_schedules():
+    ms = LRFactor("multistep", total_steps=100, milestones=(10, 20), gamma=0.1)
+    assert [ms(s) for s in (0, 9, 10, 19, 20, 99)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    poly = LRFactor("poly", total_steps=110, warmup_steps=10, power=1.0)  # insightface PolynomialLRWarmup
+    assert poly(0) == 0.0 and poly(5) == pytest.approx(0.5) and poly(10) == pytest.approx(1.0)
+    assert poly(60) == pytest.approx(0.5) and poly(110) == pytest.approx(0.0)
+    warm_ms = LRFactor("multistep", total_steps=100, warmup_steps=4, milestones=(50,))
+    assert warm_ms(2) == pytest.approx(0.5) and warm_ms(50) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("path", sorted(p for p in CONFIGS.rglob("*.yaml") if p.name != "base.yaml"),
+                         ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_shipped_configs_load_and_name_real_backbones(path):
+    from fr.backbones import BACKBONES
+
+    cfg = load_config(path)
+    BACKBONES.check_params(cfg.backbone.name, cfg.backbone.params)
+    assert cfg.name == path.stem
+    if cfg.data.train == "synthetic":
+        d = derive(cfg, 1)
+        assert d.total_steps >= 1
+    else:  # derive with a stand-in image count: milestones must fall inside the run
+        d = derive(cfg, 1, num_images=100 * cfg.data.batch_size)
+        assert all(0 < m < d.total_steps for m in d.milestone_steps)
+    if path.parent.name == "paper":
+        assert cfg.paper and cfg.data.num_classes and cfg.backbone.params.get("input_size") == 112
+        assert config_hash(cfg) == config_hash(load_config(path, {}))
+
+
+def test_paper_schedules_match_the_papers():
+    ada = load_config(CONFIGS / "paper" / "casia_r50_adaface.yaml")
+    assert (ada.schedule.milestones, ada.schedule.epochs, ada.data.batch_size) == ((12, 20, 24), 26, 512)
+    assert ada.optim.no_decay == "bn" and ada.data.augment.p_crop == 0.2
+    arc = load_config(CONFIGS / "paper" / "ms1mv2_r100_arcface.yaml")
+    assert (arc.schedule.kind, arc.optim.clip_grad_norm, arc.optim.no_decay) == ("poly", 5.0, "none")
+    rec = load_config(CONFIGS / "paper" / "casia_r18_recurricularface.yaml")
+    assert (rec.schedule.milestones, rec.schedule.epochs) == ((20, 28, 32), 34)
+    sma = load_config(CONFIGS / "paper" / "webface4m_r100_smaface.yaml")
+    assert (sma.schedule.milestones, sma.schedule.epochs, sma.head.params["h"]) == ((12, 20, 24), 30, 0.33)

@@ -1,0 +1,102 @@
+"""Two gloo processes (torchrun, the real command line) follow the loss trajectory of one process on the same
+global batch, with the class centres sharded over the two ranks; their checkpoint is one file with all
+centres, which one process can load."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn as nn
+import yaml
+
+import fr.train
+from fr.backbones import InputSpec
+from fr.config import dump_yaml, load_config
+from fr.engine import Trainer, load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class PlainNet(nn.Module):
+    """A backbone without batch statistics: BatchNorm would normalise each rank's half-batch on its own,
+    which is what DDP does (insightface, AdaFace) but is not the single-process computation."""
+
+    def __init__(self, input_size: int = 16, embedding_size: int = 32):
+        super().__init__()
+        self.input_spec = InputSpec(size=(input_size, input_size))
+        self.embedding_size = embedding_size
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.PReLU(8),
+                                  nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.PReLU(16), nn.Flatten(),
+                                  nn.Linear(16 * (input_size // 4) ** 2, embedding_size))
+
+    def forward(self, x):
+        emb = self.body(x)
+        return emb, emb.norm(dim=1)
+
+
+def make_plain_net(**kw) -> PlainNet:
+    return PlainNet(**kw)
+
+
+CFG = {
+    "name": "ddp_check",
+    "data.train": "synthetic", "data.synthetic_classes": 16, "data.synthetic_per_class": 4, "data.batch_size": 16,
+    "data.augment": {"p_flip": 0.0},  # augmentation is seeded per rank; leave it out of the comparison
+    "backbone.name": "test_train_ddp:make_plain_net", "backbone.params": {"input_size": 16, "embedding_size": 32},
+    "head.name": "arcface", "head.params": {"s": 16.0, "m": 0.3}, "head.sample_rate": 1.0,
+    "optim.lr": 0.1, "optim.clip_grad_norm": 5.0,
+    "schedule.steps": 6, "schedule.milestones": [1.0],
+    "runtime.device": "cpu", "runtime.channels_last": False, "runtime.threads": 1, "runtime.progress": False,
+}
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch.distributed with gloo is not available")
+def test_two_gloo_ranks_follow_the_single_process_trajectory(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    cfg = load_config(None, CFG)
+    cfg_file = tmp_path / "ddp_check.yaml"
+    cfg_file.write_text(dump_yaml(cfg))
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "fr.train", "--config", str(cfg_file), "--results", str(tmp_path / "two")]
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    n = torch.get_num_threads()
+    try:
+        one = fr.train.run(cfg, results_root=tmp_path / "one")
+    finally:
+        torch.set_num_threads(n)
+    two_dir = tmp_path / "two" / "runs" / one.run_id  # same config, same run id
+    l1, l2 = one.train_log(), pd.read_csv(two_dir / "train_log.csv")
+    assert list(l1["step"]) == list(l2["step"]) == list(range(1, 7))
+    assert l1["loss"].std() > 0.1  # a trajectory that moves, not a constant
+    torch.testing.assert_close(torch.tensor(l2["loss"].values), torch.tensor(l1["loss"].values),
+                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.tensor(l2["acc"].values), torch.tensor(l1["acc"].values))
+
+    c1, c2 = load_checkpoint(one.path / "ckpt" / "last.pt"), load_checkpoint(two_dir / "ckpt" / "last.pt")
+    assert c2["world_size"] == 2 and len(c2["rng"]) == 2
+    w1, w2 = c1["head"]["classifier.weight"], c2["head"]["classifier.weight"]
+    assert w2.shape == w1.shape == (16, 32)  # both shards gathered into one file
+    torch.testing.assert_close(w2, w1, rtol=1e-4, atol=1e-5)
+    mom = c2["optimizer"]["state"]
+    assert any(v["momentum_buffer"].shape == (16, 32) for v in mom.values())
+    for k, v in c1["backbone"].items():
+        torch.testing.assert_close(c2["backbone"][k], v, rtol=1e-4, atol=1e-5)
+
+    # one process resumes the two-rank checkpoint (all centres in its single shard)
+    shutil.rmtree(two_dir / "ckpt" / "model.pt", ignore_errors=True)
+    (two_dir / "metrics.json").unlink()
+    t = Trainer(cfg, run_dir=two_dir)
+    assert t.step == 6 and torch.equal(t.head.classifier.weight.detach(), w2)
+    assert yaml.safe_load((two_dir / "config.yaml").read_text())["backbone"]["name"] == CFG["backbone.name"]
