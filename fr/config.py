@@ -256,6 +256,29 @@ def _merge(dst: dict, src: Mapping, origin: dict[str, str], source: str, prefix:
             _mark(v, origin, source, key)
 
 
+def _assign(dst: dict, sub: Mapping, origin: dict[str, str], source: str, prefix: str = "") -> None:
+    """Apply one override tree (a single dotted path): walk to its leaf and REPLACE the value there.
+
+    Unlike ``inherit:`` files, which deep-merge, an override whose value is a mapping replaces the mapping
+    it names: ``head.params={s: 30}`` leaves exactly ``s`` (so switching ``head.name`` can drop parameters
+    the new head does not take), while ``head.params.m=0.5`` reaches inside and changes ``m`` only."""
+    (k, v), = sub.items()
+    key = f"{prefix}{k}"
+    if isinstance(v, _PathNode):
+        if not isinstance(dst.get(k), dict):
+            dst[k] = {}
+        _assign(dst[k], v, origin, source, key + ".")
+        return
+    for old in [o for o in origin if o.startswith(key + ".")]:
+        del origin[old]
+    dst[k] = copy.deepcopy(dict(v)) if isinstance(v, Mapping) else copy.deepcopy(v)
+    _mark(v, origin, source, key)
+
+
+class _PathNode(dict):
+    """An intermediate node of a dotted override path (as opposed to a mapping given as a value)."""
+
+
 def _mark(v: Any, origin: dict[str, str], source: str, key: str) -> None:
     origin[key] = source
     if isinstance(v, Mapping):
@@ -311,13 +334,13 @@ def _overrides_to_tree(overrides: Mapping[str, Any] | Sequence[str] | None, orig
             items.append((k, v, f"override {s!r}"))
     out = []
     for key, value, source in items:
-        tree: dict[str, Any] = {}
+        tree: dict[str, Any] = _PathNode()
         node = tree
         parts = key.split(".")
         if any(not p for p in parts):
             raise ConfigError(f"{source}: malformed key {key!r}")
         for p in parts[:-1]:
-            node = node.setdefault(p, {})
+            node = node.setdefault(p, _PathNode())
         node[parts[-1]] = value
         out.append((tree, source))
     return out
@@ -334,7 +357,7 @@ def load_config(path: str | Path | None = None,
     if path is not None:
         tree = _load_tree(_resolve_path(str(path), None), origin)
     for sub, source in _overrides_to_tree(overrides, origin):
-        _merge(tree, sub, origin, source)
+        _assign(tree, sub, origin, source)
     cfg = _build(ExperimentCfg, tree, origin, "")
     return validate(cfg, origin)
 
@@ -456,6 +479,9 @@ def validate(cfg: ExperimentCfg, origin: Mapping[str, str] | None = None) -> Exp
                      ("eval.final_pairs", e.final_pairs)]:
         if val is not None and val < 1:
             raise err(key, f"must be >= 1 or null, got {val}")
+    for key, val in [("eval.pairs", e.pairs), ("eval.final_pairs", e.final_pairs)]:
+        if val is not None and val % 10:
+            raise err(key, f"must be a multiple of 10 (a subset keeps the 10 verification folds balanced), got {val}")
     if s.epochs <= 0 and s.steps is None:
         raise err("schedule.epochs", f"must be > 0, got {s.epochs}")
     if list(s.milestones) != sorted(s.milestones):

@@ -183,3 +183,24 @@ def test_paper_schedules_match_the_papers():
     assert (rec.schedule.milestones, rec.schedule.epochs) == ((20, 28, 32), 34)
     sma = load_config(CONFIGS / "paper" / "webface4m_r100_smaface.yaml")
     assert (sma.schedule.milestones, sma.schedule.epochs, sma.head.params["h"]) == ((12, 20, 24), 30, 0.33)
+
+
+def test_mapping_override_replaces_while_dotted_override_reaches_inside():
+    from fr.config import load_config
+
+    path = "configs/cpu/celeba_small.yaml"
+    switched = load_config(path, {"head.name": "softmax", "head.params": {"s": 30.0}})
+    assert switched.head.name == "softmax" and switched.head.params == {"s": 30.0}
+    same_cli = load_config(path, ["head.name=softmax", "head.params={s: 30.0}"])
+    assert same_cli == switched
+    inside = load_config(path, ["head.params.m=0.5"])
+    assert inside.head.params == {"s": 30.0, "m": 0.5}
+
+
+def test_eval_pair_subsets_must_keep_folds_balanced():
+    import pytest
+
+    from fr.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="eval.pairs.*multiple of 10"):
+        load_config("configs/cpu/celeba_small.yaml", {"eval.pairs": 605})

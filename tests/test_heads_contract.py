@@ -22,8 +22,12 @@ from fr.heads.base import ShardContext
 HEAD_NAMES = fr.list_heads()
 
 
-def ctx_for(labels):
-    return ShardContext(labels, labels.clone())
+def ctx_for(labels, cos):
+    """A one-process context; ``centres`` (for rules with proxy terms, e.g. LH2Face) fixed unit rows."""
+    ctx = ShardContext(labels, labels.clone())
+    g = torch.Generator().manual_seed(7)
+    ctx.centres = torch.nn.functional.normalize(torch.randn(cos.shape[1], 4, generator=g), dim=1).to(cos.dtype)
+    return ctx
 
 
 def _inputs(seed, batch=8, classes=12, dim=16, dtype=torch.float32):
@@ -81,7 +85,7 @@ def test_rule_finite_with_exact_plus_minus_one_in_cosines(name):
     norms = torch.tensor([1e-3, 30.0, 1e4], requires_grad=True)
     for training in (True, False):
         rule.train(training)
-        out = rule(cos, ctx_for(labels), norms)
+        out = rule(cos, ctx_for(labels, cos), norms)
         gc, gn = torch.autograd.grad(out.loss, (cos, norms), allow_unused=True)
         assert torch.isfinite(out.loss), f"{name} (training={training})"
         assert torch.isfinite(gc).all(), f"{name}: dL/dcos not finite (training={training})"
@@ -102,7 +106,7 @@ def test_rows_labelled_minus_one_are_ignored(name, training):
         torch.manual_seed(0)
         rule = create_rule(name).double().train(training)
         c = c.clone().requires_grad_(True)
-        out = rule(c, ctx_for(y), n)
+        out = rule(c, ctx_for(y, c), n)
         grad, = torch.autograd.grad(out.loss, c)
         return out.loss, grad
 
@@ -187,7 +191,7 @@ def test_float32_agrees_with_float64(name):
         torch.manual_seed(0)
         rule = create_rule(name).to(dtype).eval()
         c = cos.to(dtype).requires_grad_(True)
-        out = rule(c, ctx_for(labels), norms.to(dtype))
+        out = rule(c, ctx_for(labels, c), norms.to(dtype))
         grad, = torch.autograd.grad(out.loss, c)
         results.append((out.loss.double(), grad.double()))
     (l64, g64), (l32, g32) = results

@@ -14,13 +14,14 @@ from .ijb import IJBResult, evaluate_templates, image_features, template_feature
 from .roc import TAR_METHODS, auc, far_resolution, roc_curve, tar_at_far
 from .stats import (Interval, PairedTest, bootstrap_accuracy_ci, compare, fold_ci, mcnemar_test,
                     paired_bootstrap, t_quantile)
-from .verification import (PROTOCOLS, Protocol, VerificationResult, contiguous_folds, evaluate_verification,
+from .verification import (PROTOCOLS, Protocol, VerificationResult, contiguous_folds, correct_from_hex,
+                           evaluate_verification,
                            get_protocol, pair_scores, verify_embeddings)
 
 __all__ = [
     "FLIP_MODES", "extract_embeddings",
     "PROTOCOLS", "Protocol", "VerificationResult", "contiguous_folds", "evaluate_verification", "get_protocol",
-    "pair_scores", "verify_embeddings",
+    "pair_scores", "verify_embeddings", "correct_from_hex",
     "TAR_METHODS", "auc", "far_resolution", "roc_curve", "tar_at_far",
     "IJBResult", "evaluate_templates", "image_features", "template_features", "template_pair_scores",
     "IdentificationResult", "cmc", "evaluate_identification", "probe_ranks",

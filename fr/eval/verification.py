@@ -235,14 +235,26 @@ class VerificationResult:
                 f"[{self.protocol}, {self.n_pairs} pairs]")
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (plain floats, lists); the per-pair ``correct`` vector is summarised by its count."""
+        """A JSON-ready dict (plain floats, lists). The per-pair ``correct`` vector is stored packed, as
+        ``correct_hex`` (``np.packbits``, 1 bit a pair), so that paired tests between recorded runs stay
+        possible; :func:`correct_from_hex` unpacks it."""
         d = {k: v for k, v in asdict(self).items() if k != "correct"}
+        if self.correct is not None:
+            d["correct_hex"] = np.packbits(np.asarray(self.correct, dtype=bool)).tobytes().hex()
         d["fold_accuracies"] = [float(a) for a in self.fold_accuracies]
         d["thresholds"] = [float(t) for t in self.thresholds]
         d["fold_sizes"] = [int(s) for s in self.fold_sizes]
         d["tar_at_far"] = {k: float(v) for k, v in self.tar_at_far.items()}
         d["n_correct"] = self.n_correct
         return d
+
+
+def correct_from_hex(hex_string: str, n_pairs: int) -> np.ndarray:
+    """The per-pair correctness vector stored by :meth:`VerificationResult.to_dict`."""
+    bits = np.unpackbits(np.frombuffer(bytes.fromhex(hex_string), dtype=np.uint8))
+    if bits.size < n_pairs or bits.size - n_pairs >= 8:
+        raise ValueError(f"correct_hex holds {bits.size} bits, which does not fit {n_pairs} pairs")
+    return bits[:n_pairs].astype(bool)
 
 
 def verify_embeddings(emb, issame, protocol: str | Protocol = "insightface", *, n_folds: int | None = None,

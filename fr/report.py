@@ -1,0 +1,149 @@
+"""Tables and plots for the book, built only from runs recorded under ``results/`` (no training here).
+
+A results notebook calls :func:`run_grid` in ``full`` mode (which trains what is missing, or finds what is
+recorded) and the functions below in every mode:
+
+* :func:`per_run_table`: one row per run and verification set: accuracy, fold spread, bootstrap CI;
+* :func:`per_head_table`: mean and spread over seeds;
+* :func:`paired_table`: each head against a baseline on the same pairs and seed (McNemar, paired bootstrap);
+* :func:`plot_accuracies`, :func:`plot_training_curves`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from .eval.stats import bootstrap_accuracy_ci, mcnemar_test, paired_bootstrap
+from .eval.verification import correct_from_hex
+from .results import load_run, load_runs, runs_root
+
+
+def run_grid(config: str | Path, rows: dict[str, dict[str, Any]], seeds: Iterable[int], *,
+             overrides: dict[str, Any] | None = None, results_root: str | Path | None = None, progress=None):
+    """Train (or find, when already recorded) one run per ``(row, seed)``.
+
+    ``rows`` maps a row id to dotted overrides, e.g. ``{"arcface": {"head.name": "arcface",
+    "head.params": {"s": 30.0, "m": 0.5}}}``; ``overrides`` apply to every row. Returns the run records."""
+    from .train import run
+
+    records = []
+    for row_id, row in rows.items():
+        for seed in seeds:
+            ov = {**(overrides or {}), **row, "runtime.seed": int(seed)}
+            records.append(run(config, overrides=ov, results_root=results_root, progress=progress))
+    return records
+
+
+def _metrics(run_id: str, root=None) -> dict[str, Any]:
+    return load_run(runs_root(root) / run_id).metrics
+
+
+def load_correct(run_id: str, set_name: str, root=None) -> np.ndarray:
+    """The per-pair correctness vector a run recorded for one verification set."""
+    m = _metrics(run_id, root)["metrics"][set_name]
+    if "correct_hex" not in m:
+        raise KeyError(f"run {run_id} did not record per-pair results for {set_name}")
+    return correct_from_hex(m["correct_hex"], int(m["n_pairs"]))
+
+
+def select_runs(name: str | None = None, *, root=None, heads: Iterable[str] | None = None) -> pd.DataFrame:
+    df = load_runs(root, name=name)
+    if df.empty:
+        return df
+    if heads is not None:
+        df = df[df["head"].isin(list(heads))]
+    return df.sort_values(["head", "head_params", "seed"]).reset_index(drop=True)
+
+
+def per_run_table(runs: pd.DataFrame, sets: Iterable[str], *, root=None, level: float = 0.95) -> pd.DataFrame:
+    """Accuracy (%) per run and set, with the fold spread and a bootstrap CI over pairs."""
+    out = []
+    for _, r in runs.iterrows():
+        for s in sets:
+            if f"{s}.accuracy" not in r or pd.isna(r.get(f"{s}.accuracy")):
+                continue
+            ci = bootstrap_accuracy_ci(load_correct(r["run_id"], s, root), level=level)
+            out.append({"head": r["head"], "params": r["head_params"], "seed": r["seed"], "set": s,
+                        "accuracy": 100 * r[f"{s}.accuracy"], "fold_std": 100 * r[f"{s}.spread"],
+                        "ci_low": 100 * ci.low, "ci_high": 100 * ci.high, "pairs": r[f"{s}.n_pairs"],
+                        "protocol": r[f"{s}.protocol"], "run_id": r["run_id"]})
+    return pd.DataFrame(out)
+
+
+def per_head_table(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Mean accuracy (%) over seeds, with the standard deviation over seeds and the mean fold spread."""
+    g = per_run.groupby(["head", "params", "set"], sort=False)
+    t = g.agg(seeds=("seed", "nunique"), mean=("accuracy", "mean"), seed_std=("accuracy", "std"),
+              fold_std=("fold_std", "mean"), min=("accuracy", "min"), max=("accuracy", "max")).reset_index()
+    return t.pivot_table(index=["head", "params"], columns="set",
+                         values=["mean", "seed_std", "fold_std", "seeds"], sort=False).round(2)
+
+
+def paired_table(per_run: pd.DataFrame, baseline: str, *, root=None, level: float = 0.95) -> pd.DataFrame:
+    """Each run against the baseline head's run with the same seed, on the same pairs: the difference in
+    accuracy (points), McNemar's exact p-value and a paired-bootstrap CI of the difference."""
+    out = []
+    base = per_run[per_run["head"] == baseline]
+    for _, r in per_run[per_run["head"] != baseline].iterrows():
+        b = base[(base["seed"] == r["seed"]) & (base["set"] == r["set"])]
+        if b.empty:
+            continue
+        b = b.iloc[0]
+        ca, cb = load_correct(r["run_id"], r["set"], root), load_correct(b["run_id"], r["set"], root)
+        mc, pb = mcnemar_test(ca, cb), paired_bootstrap(ca, cb, level=level)
+        out.append({"head": r["head"], "params": r["params"], "seed": r["seed"], "set": r["set"],
+                    f"delta_vs_{baseline}": 100 * (ca.mean() - cb.mean()), "ci_low": 100 * pb.ci_low,
+                    "ci_high": 100 * pb.ci_high, "mcnemar_p": mc.p_value, "discordant": mc.a_only + mc.b_only})
+    return pd.DataFrame(out)
+
+
+def plot_accuracies(per_run: pd.DataFrame, *, chance: float = 50.0):
+    """Accuracy per head and set: one dot per seed with its bootstrap CI."""
+    import matplotlib.pyplot as plt
+
+    sets = list(dict.fromkeys(per_run["set"]))
+    fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 0.45 * per_run["head"].nunique() + 1.8),
+                             squeeze=False)
+    heads = list(dict.fromkeys(per_run["head"]))
+    for ax, s in zip(axes[0], sets):
+        d = per_run[per_run["set"] == s]
+        for i, h in enumerate(heads):
+            dh = d[d["head"] == h]
+            off = np.linspace(-0.15, 0.15, max(len(dh), 1))
+            ax.errorbar(dh["accuracy"], i + off, xerr=[dh["accuracy"] - dh["ci_low"], dh["ci_high"] - dh["accuracy"]],
+                        fmt="o", capsize=2, color=f"C{i}")
+        ax.set_yticks(range(len(heads)), heads)
+        ax.set_title(s)
+        ax.set_xlabel("accuracy (%)")
+        ax.axvline(chance, color="0.7", ls=":", lw=1)
+        ax.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_curves(runs: pd.DataFrame, *, root=None, column: str = "loss", smooth: int = 10):
+    """Training ``column`` (loss, acc) per step from each run's ``train_log.csv``, one line per run."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    heads = list(dict.fromkeys(runs["head"]))
+    for _, r in runs.iterrows():
+        log = pd.read_csv(runs_root(root) / r["run_id"] / "train_log.csv")
+        y = log[column].rolling(smooth, min_periods=1).mean()
+        ax.plot(log["step"], y, color=f"C{heads.index(r['head'])}", alpha=0.8,
+                label=f"{r['head']} (seed {r['seed']})")
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"{column} (rolling mean of {smooth})")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def params_of(runs: pd.DataFrame) -> pd.DataFrame:
+    """Each head's parameters as columns (from the JSON in ``head_params``)."""
+    return pd.DataFrame([{"head": h, **json.loads(p)} for h, p in
+                         runs[["head", "head_params"]].drop_duplicates().itertuples(index=False)])
