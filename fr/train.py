@@ -18,7 +18,6 @@ A record with a checkpoint but no ``metrics.json`` (an interrupted run) is resum
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import sys
@@ -31,20 +30,13 @@ import torch
 
 from . import dist as D
 from .config import ExperimentCfg, config_hash, derive, dump_yaml, load_config, num_train_images
+from .data._util import sha256_file
 from .engine.atomic import atomic_save, atomic_write_json, atomic_write_text
 from .engine.trainer import Trainer
 from .envinfo import collect_env
 from .results import RunRecord, load_run, run_id, runs_root
 
 log = logging.getLogger("fr.train")
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _init_dist(cfg: ExperimentCfg) -> bool:
@@ -127,7 +119,7 @@ def run(cfg: ExperimentCfg | str | Path, overrides: Mapping[str, Any] | Sequence
             },
             "metrics": {name: {**r.to_dict(), "pairs": r.n_pairs, "bin_sha256": r.sha256}
                         for name, r in results.items()},
-            "model": {"path": "ckpt/model.pt", "sha256": _sha256_file(model_path),
+            "model": {"path": "ckpt/model.pt", "sha256": sha256_file(model_path),
                       "input_spec": trainer.spec.to_dict()},
         }
         atomic_write_json(run_dir / "env.json", env)

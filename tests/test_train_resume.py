@@ -29,26 +29,6 @@ TINY = {
 }
 
 
-@pytest.fixture
-def toy_bin(tmp_path, monkeypatch):
-    """A 20-pair verification set of synthetic faces under a temporary data root."""
-    from fr.data import save_bin, synthetic_faces
-
-    faces = synthetic_faces(10, 4, size=16, seed=5)
-    rows, same = [], []
-    for k in range(20):
-        is_same = (k // 2) % 2 == 0  # folds of 2 pairs; a 10-pair subset still has both kinds
-        a = (k % 10) * 4
-        b = a + 1 if is_same else ((k % 10 + 3) % 10) * 4 + 2
-        rows += [a, b]
-        same.append(is_same)
-    root = tmp_path / "data"
-    (root / "verification").mkdir(parents=True)
-    save_bin(root / "verification" / "toy.bin", faces.images[rows], same)
-    monkeypatch.setenv("FR_DATA", str(root))
-    return root
-
-
 @pytest.fixture(autouse=True)
 def _one_thread():
     n = torch.get_num_threads()
