@@ -474,7 +474,9 @@ def validate(cfg: ExperimentCfg, origin: Mapping[str, str] | None = None) -> Exp
                      ("runtime.log_every", cfg.runtime.log_every)]:
         if val < 1:
             raise err(key, f"must be >= 1, got {val}")
-    for key, val in [("data.size", d.size), ("data.num_classes", d.num_classes), ("schedule.steps", s.steps),
+    if s.steps is not None and s.steps < 0:
+        raise err("schedule.steps", f"must be >= 0 (0 evaluates the initialisation) or null, got {s.steps}")
+    for key, val in [("data.size", d.size), ("data.num_classes", d.num_classes),
                      ("optim.lr_reference_batch", o.lr_reference_batch), ("eval.pairs", e.pairs),
                      ("eval.final_pairs", e.final_pairs)]:
         if val is not None and val < 1:

@@ -51,11 +51,19 @@ def load_correct(run_id: str, set_name: str, root=None) -> np.ndarray:
 
 
 def select_runs(name: str | None = None, *, root=None, heads: Iterable[str] | None = None) -> pd.DataFrame:
+    """Complete runs of experiment ``name`` (optionally of these heads), sorted; runs of 0 steps (the
+    untrained initialisation, a chance reference) are kept and labelled ``untrained``."""
     df = load_runs(root, name=name)
     if df.empty:
         return df
+    # a run of 0 steps evaluates the initialisation: the chance reference, whatever head it names
+    untrained = df["steps"].fillna(-1) == 0
     if heads is not None:
-        df = df[df["head"].isin(list(heads))]
+        df = df[df["head"].isin(list(heads)) | untrained]
+        untrained = df["steps"].fillna(-1) == 0
+    df = df.copy()
+    df.loc[untrained, "head"] = "untrained"
+    df.loc[untrained, "head_params"] = "{}"
     return df.sort_values(["head", "head_params", "seed"]).reset_index(drop=True)
 
 
@@ -132,7 +140,10 @@ def plot_training_curves(runs: pd.DataFrame, *, root=None, column: str = "loss",
     fig, ax = plt.subplots(figsize=(7, 4))
     heads = list(dict.fromkeys(runs["head"]))
     for _, r in runs.iterrows():
-        log = pd.read_csv(runs_root(root) / r["run_id"] / "train_log.csv")
+        path = runs_root(root) / r["run_id"] / "train_log.csv"
+        if not path.exists():  # an untrained reference has no log
+            continue
+        log = pd.read_csv(path)
         y = log[column].rolling(smooth, min_periods=1).mean()
         ax.plot(log["step"], y, color=f"C{heads.index(r['head'])}", alpha=0.8,
                 label=f"{r['head']} (seed {r['seed']})")

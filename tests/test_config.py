@@ -204,3 +204,13 @@ def test_eval_pair_subsets_must_keep_folds_balanced():
 
     with pytest.raises(ConfigError, match="eval.pairs.*multiple of 10"):
         load_config("configs/cpu/celeba_small.yaml", {"eval.pairs": 605})
+
+
+def test_zero_steps_is_an_evaluation_of_the_initialisation_and_negative_steps_are_refused():
+    import pytest
+
+    from fr.config import ConfigError, load_config
+
+    assert load_config("configs/cpu/smoke.yaml", {"schedule.steps": 0}).schedule.steps == 0
+    with pytest.raises(ConfigError, match="schedule.steps"):
+        load_config("configs/cpu/smoke.yaml", {"schedule.steps": -1})
