@@ -109,6 +109,51 @@ def paired_table(per_run: pd.DataFrame, baseline: str, *, root=None, level: floa
     return pd.DataFrame(out)
 
 
+def head_effects(paired: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Per head and set, the per-seed differences from the baseline summarised over seeds.
+
+    A per-seed McNemar test compares two *trained models* on the same pairs; it ignores how much training
+    itself varies from seed to seed. So an effect is called ``consistent`` only when every seed's paired
+    interval excludes 0 on the same side; otherwise the head is not distinguishable from the baseline."""
+    col = f"delta_vs_{baseline}"
+    out = []
+    for (head, params, set_name), g in paired.groupby(["head", "params", "set"], sort=False):
+        pos, neg = (g["ci_low"] > 0).all(), (g["ci_high"] < 0).all()
+        out.append({"head": head, "params": params, "set": set_name, "seeds": len(g),
+                    "mean_delta": g[col].mean(), "min_delta": g[col].min(), "max_delta": g[col].max(),
+                    "verdict": ("better" if pos else "worse" if neg else "not distinguishable")
+                    if len(g) > 1 else "one seed only"})
+    return pd.DataFrame(out)
+
+
+def findings_markdown(per_run: pd.DataFrame, effects: pd.DataFrame, baseline: str, *,
+                      reference: str = "untrained") -> str:
+    """What the recorded runs show, in sentences whose every number is computed from the runs."""
+    lines = []
+    trained = per_run[per_run["head"] != reference]
+    for set_name in dict.fromkeys(per_run["set"]):
+        t = trained[trained["set"] == set_name]
+        if t.empty:
+            continue
+        means = t.groupby("head")["accuracy"].mean()
+        seed_std = t.groupby("head")["accuracy"].std().mean()
+        text = (f"**{set_name}**: the trained heads average {means.min():.2f}% to {means.max():.2f}% "
+                f"(mean seed-to-seed standard deviation {seed_std:.2f} points)")
+        ref = per_run[(per_run["head"] == reference) & (per_run["set"] == set_name)]
+        if not ref.empty:
+            gain = t["accuracy"].mean() - ref["accuracy"].mean()
+            text += (f"; the untrained network scores {ref['accuracy'].mean():.2f}%, so training adds "
+                     f"{gain:+.2f} points")
+            if gain < 2 * max(seed_std, t["fold_std"].mean() / np.sqrt(10)):
+                text += " — no more than the noise: at this scale the recipe does not learn this set"
+        e = effects[(effects["set"] == set_name) & (effects["head"] != reference)] if not effects.empty else effects
+        if not e.empty:
+            parts = [f"{r.head} {r.mean_delta:+.2f} ({r.verdict})" for r in e.itertuples()]
+            text += f". Against {baseline}, averaged over seeds: " + ", ".join(parts)
+        lines.append(f"- {text}.")
+    return "\n".join(lines)
+
+
 def plot_accuracies(per_run: pd.DataFrame, *, chance: float = 50.0):
     """Accuracy per head and set: one dot per seed with its bootstrap CI."""
     import matplotlib.pyplot as plt

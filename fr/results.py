@@ -92,6 +92,11 @@ def find_run(cfg: ExperimentCfg, root: str | Path | None = None) -> RunRecord | 
     return load_run(p) if p.is_dir() else None
 
 
+RUN_COLUMNS = ("run_id", "name", "paper", "status", "config_hash", "backbone", "head", "head_params", "data",
+               "batch_size", "seed", "steps", "wall_time_s", "final_loss", "created_utc", "git_sha",
+               "git_dirty", "device")
+
+
 def load_runs(root: str | Path | None = None, *, name: str | None = None, paper: str | None = None,
               include_incomplete: bool = False):
     """One row per run folder under ``<root>/runs``: identity, headline settings, wall time and, per
@@ -127,4 +132,6 @@ def load_runs(root: str | Path | None = None, *, name: str | None = None, paper:
             for k in ("accuracy", "spread", "protocol", "sha256", "n_pairs"):
                 row[f"{set_name}.{k}"] = r.get(k)
         rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    # the identity columns exist even when nothing is recorded, so callers can filter an empty table
+    return df.reindex(columns=list(dict.fromkeys([*RUN_COLUMNS, *df.columns])))

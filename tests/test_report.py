@@ -59,3 +59,45 @@ def test_tables_come_from_the_records(grid):
     assert len(paired) == 3 and set(paired["seed"]) == {0, 1}
     assert ((paired["mcnemar_p"] >= 0) & (paired["mcnemar_p"] <= 1)).all()
     assert report.plot_accuracies(per_run).axes and report.plot_training_curves(runs, root=results).axes
+
+
+def test_select_runs_on_an_empty_results_root_has_the_columns_callers_filter_on(tmp_path):
+    runs = report.select_runs("anything", root=tmp_path)
+    assert runs.empty
+    for col in ("seed", "head", "head_params", "steps", "git_sha"):
+        assert col in runs.columns
+    assert runs[runs["seed"].isin([0]) & (runs["head"] != "untrained")].empty
+
+
+def _paired(rows):
+    import pandas as pd
+    return pd.DataFrame([{"head": h, "params": "{}", "seed": s, "set": "lfw", "delta_vs_cosface": d,
+                          "ci_low": lo, "ci_high": hi} for h, s, d, lo, hi in rows])
+
+
+def test_head_effects_call_an_effect_only_when_every_seed_agrees():
+    eff = report.head_effects(_paired([
+        ("a", 0, 2.0, 1.0, 3.0), ("a", 1, 1.5, 0.5, 2.5),      # both seeds above 0
+        ("b", 0, 2.0, 1.0, 3.0), ("b", 1, -1.5, -2.5, -0.5),   # significant each time, opposite signs
+        ("c", 0, -2.0, -3.0, -1.0), ("c", 1, -1.0, -1.8, -0.2),
+        ("d", 0, 0.3, -0.5, 1.1)]), "cosface").set_index("head")
+    assert eff.loc["a", "verdict"] == "better" and eff.loc["c", "verdict"] == "worse"
+    assert eff.loc["b", "verdict"] == "not distinguishable" and eff.loc["d", "verdict"] == "one seed only"
+    assert eff.loc["b", "mean_delta"] == pytest.approx(0.25) and eff.loc["b", "seeds"] == 2
+
+
+def test_findings_are_computed_from_the_runs():
+    import pandas as pd
+    per_run = pd.DataFrame([
+        {"head": h, "seed": s, "set": st, "accuracy": a, "fold_std": 2.0}
+        for h, s, st, a in [("cosface", 0, "lfw", 80.0), ("cosface", 1, "lfw", 81.0),
+                            ("arcface", 0, "lfw", 79.0), ("arcface", 1, "lfw", 80.0),
+                            ("untrained", 0, "lfw", 66.0),
+                            ("cosface", 0, "cfp", 57.0), ("cosface", 1, "cfp", 58.0),
+                            ("arcface", 0, "cfp", 57.5), ("arcface", 1, "cfp", 57.5), ("untrained", 0, "cfp", 58.0)]])
+    eff = report.head_effects(_paired([("arcface", 0, -1.0, -1.8, -0.2), ("arcface", 1, -1.0, -1.5, 0.1)]), "cosface")
+    md = report.findings_markdown(per_run, eff, "cosface")
+    lfw, cfp = md.splitlines()
+    assert "79.50% to 80.50%" in lfw and "66.00%" in lfw and "+14.00 points" in lfw
+    assert "does not learn" not in lfw and "arcface -1.00 (not distinguishable)" in lfw
+    assert "does not learn this set" in cfp and "-0.50 points" in cfp
