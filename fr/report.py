@@ -6,7 +6,8 @@ recorded) and the functions below in every mode:
 * :func:`per_run_table`: one row per run and verification set: accuracy, fold spread, bootstrap CI;
 * :func:`per_head_table`: mean and spread over seeds;
 * :func:`paired_table`: each head against a baseline on the same pairs and seed (McNemar, paired bootstrap);
-* :func:`plot_accuracies`, :func:`plot_training_curves`.
+* :func:`plot_accuracies`, :func:`plot_training_curves` (figures built without pyplot: a notebook displays
+  the returned object once, a script calls ``fig.savefig``).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from .eval.stats import bootstrap_accuracy_ci, mcnemar_test, paired_bootstrap
 from .eval.verification import correct_from_hex
@@ -156,11 +158,9 @@ def findings_markdown(per_run: pd.DataFrame, effects: pd.DataFrame, baseline: st
 
 def plot_accuracies(per_run: pd.DataFrame, *, chance: float = 50.0):
     """Accuracy per head and set: one dot per seed with its bootstrap CI."""
-    import matplotlib.pyplot as plt
-
     sets = list(dict.fromkeys(per_run["set"]))
-    fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 0.45 * per_run["head"].nunique() + 1.8),
-                             squeeze=False)
+    fig = Figure(figsize=(4.5 * len(sets), 0.45 * per_run["head"].nunique() + 1.8))
+    axes = fig.subplots(1, len(sets), squeeze=False)
     heads = list(dict.fromkeys(per_run["head"]))
     for ax, s in zip(axes[0], sets):
         d = per_run[per_run["set"] == s]
@@ -180,9 +180,8 @@ def plot_accuracies(per_run: pd.DataFrame, *, chance: float = 50.0):
 
 def plot_training_curves(runs: pd.DataFrame, *, root=None, column: str = "loss", smooth: int = 10):
     """Training ``column`` (loss, acc) per step from each run's ``train_log.csv``, one line per run."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     heads = list(dict.fromkeys(runs["head"]))
     for _, r in runs.iterrows():
         path = runs_root(root) / r["run_id"] / "train_log.csv"

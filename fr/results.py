@@ -93,8 +93,8 @@ def find_run(cfg: ExperimentCfg, root: str | Path | None = None) -> RunRecord | 
 
 
 RUN_COLUMNS = ("run_id", "name", "paper", "status", "config_hash", "backbone", "head", "head_params", "data",
-               "batch_size", "seed", "steps", "wall_time_s", "final_loss", "created_utc", "git_sha",
-               "git_dirty", "device")
+               "batch_size", "seed", "steps", "wall_time_s", "train_time_s", "images_per_s", "amp", "final_loss",
+               "created_utc", "git_sha", "git_dirty", "device")
 
 
 def load_runs(root: str | Path | None = None, *, name: str | None = None, paper: str | None = None,
@@ -125,7 +125,9 @@ def load_runs(root: str | Path | None = None, *, name: str | None = None, paper:
                "config_hash": config_hash(cfg), "backbone": cfg.backbone.name, "head": cfg.head.name,
                "head_params": json.dumps(cfg.head.params, sort_keys=True), "data": cfg.data.train,
                "batch_size": cfg.data.batch_size, "seed": cfg.runtime.seed, "steps": m.get("steps"),
-               "wall_time_s": m.get("wall_time_s"), "final_loss": m.get("train", {}).get("final_loss"),
+               "wall_time_s": m.get("wall_time_s"),
+               "train_time_s": m.get("train_time_s"), "images_per_s": m.get("train", {}).get("images_per_s"),
+               "amp": cfg.runtime.amp, "final_loss": m.get("train", {}).get("final_loss"),
                "created_utc": m.get("created_utc"), "git_sha": rec.env.get("git", {}).get("sha"),
                "git_dirty": rec.env.get("git", {}).get("dirty"), "device": rec.env.get("device")}
         for set_name, r in m.get("metrics", {}).items():

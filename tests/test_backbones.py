@@ -353,6 +353,7 @@ def test_bench_train_quick_runs(tmp_path):
     out = tmp_path / "train.csv"
     assert b.main(["--quick", "--backbone", "iresnet_tiny", "--batch", "4", "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out)))
-    assert [r["variant"] for r in rows] == ["reference", "ours"]
+    assert [r["variant"] for r in rows] == ["reference", "ours", "ours_bf16"]
+    assert [r["precision"] for r in rows] == ["fp32", "fp32", "bf16-autocast"]
     assert all(r["losses_agree"] == "True" for r in rows)
     assert float(rows[0]["ratio"]) == 1.0 and float(rows[1]["img_per_s"]) > 0
