@@ -27,11 +27,9 @@ import argparse
 import csv
 import datetime as _dt
 import io
-import os
 import pickle
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,20 +42,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fr.eval import contiguous_folds, extract_embeddings, verify_embeddings  # noqa: E402
+from fr.envinfo import code_version  # noqa: E402
 from fr.paths import find_data, results_root  # noqa: E402
 
 
-def git_commit() -> str:
-    """Short commit, ``-dirty`` when tracked files differ, ``unknown`` without git (read-only git calls)."""
-    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, env=env, capture_output=True,
-                             text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, env=env,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return sha + ("-dirty" if dirty else "")
 
 
 # --- references -------------------------------------------------------------------------------------------
@@ -164,7 +152,7 @@ def main(argv=None) -> int:
     if path is None:
         print(f"{args.bin}.bin not found under the data root; set FR_DATA", file=sys.stderr)
         return 2
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "commit": git_commit(),
+    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "commit": code_version(),
             "date": _dt.datetime.now().isoformat(timespec="seconds"), "machine": platform.machine(),
             "data": path.name}
     rows = []

@@ -22,10 +22,8 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as _dt
-import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,25 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import fr  # noqa: E402
+from fr.envinfo import code_version  # noqa: E402
 from fr.paths import results_root  # noqa: E402
 
 GOAL = 1.5
 REFERENCE = "cosface"
 
 
-def git_commit() -> str:
-    """Short commit of the repository, with ``-dirty`` when tracked files differ (``unknown`` without git).
-
-    ``GIT_OPTIONAL_LOCKS=0`` keeps ``git status`` from rewriting the index while it looks."""
-    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, env=env, capture_output=True,
-                             text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, env=env,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return sha + ("-dirty" if dirty else "")
 
 
 def sync(device: torch.device) -> None:
@@ -124,7 +110,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         raise SystemExit(f"no registered head matches {args.heads!r}; registered: {', '.join(fr.list_heads())}")
     common = dict(torch=torch.__version__, threads=torch.get_num_threads(), device=str(device), batch=args.batch,
                   classes=args.classes, embedding_size=args.dim, repeats=args.repeats,
-                  git_sha=git_commit(), date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                  git_sha=code_version(), date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                   python=platform.python_version())
     ref = Step(REFERENCE, args, emb, labels)
     rows = []

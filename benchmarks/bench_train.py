@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import fr  # noqa: E402
 from fr.backbones import create_backbone, train_flops_per_image  # noqa: E402
+from fr.envinfo import code_version  # noqa: E402
 from fr.paths import results_root  # noqa: E402
 
 # Dense bf16 tensor-core peaks (TFLOP/s, without sparsity), from the vendors' data sheets.
@@ -172,6 +173,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     dev_name = (torch.cuda.get_device_name(device) if device.type == "cuda"
                 else (platform.processor() or platform.machine()))
     peak = peak_tflops(dev_name, args.peak_tflops) if args.gpu else None
+    commit, date = code_version(), time.strftime("%Y-%m-%dT%H:%M:%S%z")
     rows = []
     for name, (_, precision) in steps.items():
         ips = n_img / elapsed[name]
@@ -186,6 +188,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             "channels_last": name != "reference", "compile": args.compile and name != "reference",
             "precision": precision,
             "device": dev_name, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "commit": commit, "date": date,
         }
         if args.gpu:
             row["train_gflop_per_img"] = round(flops / 1e9, 2)

@@ -35,6 +35,15 @@ def git_info(root: str | Path | None = None) -> dict[str, Any]:
     return {"sha": sha, "dirty": None if status is None else bool(status)}
 
 
+def code_version(root: str | Path | None = None) -> str:
+    """The commit as a short string for tables: 12 hex digits, ``-dirty`` when tracked files differ,
+    ``unknown`` outside a git checkout."""
+    g = git_info(root)
+    if g["sha"] is None:
+        return "unknown"
+    return g["sha"][:12] + ("-dirty" if g["dirty"] else "")
+
+
 def _version(mod: str) -> str | None:
     try:
         m = __import__(mod)

@@ -1,0 +1,33 @@
+"""The code version recorded beside every result and benchmark figure."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from fr.envinfo import code_version, git_info
+
+
+def test_outside_a_checkout_the_version_is_unknown(tmp_path):
+    assert git_info(tmp_path) == {"sha": None, "dirty": None}
+    assert code_version(tmp_path) == "unknown"
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_a_changed_tracked_file_marks_the_version_dirty(tmp_path):
+    def git(*a):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "f.txt").write_text("a")
+    git("add", "f.txt")
+    git("commit", "-qm", "x")
+    clean = code_version(tmp_path)
+    assert re.fullmatch(r"[0-9a-f]{12}", clean)
+    (tmp_path / "untracked.txt").write_text("ignored")  # untracked files do not change the code
+    assert code_version(tmp_path) == clean
+    (tmp_path / "f.txt").write_text("b")
+    assert code_version(tmp_path) == clean + "-dirty"
