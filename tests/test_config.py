@@ -214,3 +214,25 @@ def test_zero_steps_is_an_evaluation_of_the_initialisation_and_negative_steps_ar
     assert load_config("configs/cpu/smoke.yaml", {"schedule.steps": 0}).schedule.steps == 0
     with pytest.raises(ConfigError, match="schedule.steps"):
         load_config("configs/cpu/smoke.yaml", {"schedule.steps": -1})
+
+
+# --- every shipped config --------------------------------------------------------------------------------
+
+SHIPPED = sorted(p for p in (Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml") if p.name != "base.yaml")
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_shipped_config_resolves_to_registered_parts_and_a_schedule(path):
+    import fr
+    from fr.backbones import list_backbones
+    from fr.heads import create_rule
+    from fr.config import derive
+
+    cfg = load_config(path)
+    assert cfg.head.name in fr.list_heads()
+    create_rule(cfg.head.name, **cfg.head.params)          # the head's parameters are all known
+    assert cfg.backbone.name in list_backbones()
+    # a plausible training-set size (the paper sets are not shipped) gives a positive schedule
+    world = 8 if cfg.data.batch_size % 8 == 0 else 1
+    d = derive(cfg, world_size=world, num_images=max(cfg.data.batch_size * 10, 100 * (cfg.data.num_classes or 1)))
+    assert d.total_steps > 0 and d.lr > 0
