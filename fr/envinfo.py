@@ -26,12 +26,14 @@ def _git(*args: str, cwd: Path) -> str | None:
 
 
 def git_info(root: str | Path | None = None) -> dict[str, Any]:
-    """``{"sha": full commit or None, "dirty": bool or None}`` (dirty: tracked files differ from the commit)."""
+    """``{"sha": full commit or None, "dirty": bool or None}`` (dirty: tracked files outside ``results/``
+    differ from the commit)."""
     root = Path(root) if root is not None else repo_root()
     sha = _git("rev-parse", "HEAD", cwd=root)
     if sha is None:
         return {"sha": None, "dirty": None}
-    status = _git("status", "--porcelain", "--untracked-files=no", cwd=root)
+    # recorded results are outputs, not code: rewriting results/ while measuring does not make the code dirty
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", cwd=root)
     return {"sha": sha, "dirty": None if status is None else bool(status)}
 
 

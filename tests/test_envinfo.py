@@ -23,11 +23,15 @@ def test_a_changed_tracked_file_marks_the_version_dirty(tmp_path):
 
     git("init", "-q")
     (tmp_path / "f.txt").write_text("a")
-    git("add", "f.txt")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "r.csv").write_text("1")
+    git("add", "f.txt", "results/r.csv")
     git("commit", "-qm", "x")
     clean = code_version(tmp_path)
     assert re.fullmatch(r"[0-9a-f]{12}", clean)
     (tmp_path / "untracked.txt").write_text("ignored")  # untracked files do not change the code
+    assert code_version(tmp_path) == clean
+    (tmp_path / "results" / "r.csv").write_text("2")      # recorded results are outputs, not code
     assert code_version(tmp_path) == clean
     (tmp_path / "f.txt").write_text("b")
     assert code_version(tmp_path) == clean + "-dirty"
