@@ -41,10 +41,14 @@ def barrier() -> None:
 
 
 def init_from_env(backend: str | None = None) -> bool:
-    """Initialise the process group when launched by torchrun; return whether it is distributed."""
+    """Initialise the process group when launched by torchrun; return whether it is distributed.
+
+    A process started by torchrun (which sets ``WORLD_SIZE``) gets a process group even when it is alone
+    (``--nproc_per_node=1``), as in insightface: one GPU then runs the same collectives, DDP wrapper and
+    sharded head as eight. A plain ``python -m fr.train`` stays a single process without a group."""
     if is_dist():
         return True
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if "WORLD_SIZE" not in os.environ:
         return False
     if backend is None:
         backend = "nccl" if torch.cuda.is_available() else "gloo"

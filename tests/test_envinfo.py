@@ -10,9 +10,20 @@ import pytest
 from fr.envinfo import code_version, git_info
 
 
-def test_outside_a_checkout_the_version_is_unknown(tmp_path):
+def test_outside_a_checkout_the_version_is_unknown(tmp_path, monkeypatch):
+    monkeypatch.delenv("FR_GIT_SHA", raising=False)
     assert git_info(tmp_path) == {"sha": None, "dirty": None}
     assert code_version(tmp_path) == "unknown"
+
+
+def test_a_copy_without_git_can_name_its_commit(tmp_path, monkeypatch):
+    monkeypatch.setenv("FR_GIT_SHA", "0123456789abcdef0123")
+    monkeypatch.delenv("FR_GIT_DIRTY", raising=False)
+    assert git_info(tmp_path) == {"sha": "0123456789abcdef0123", "dirty": None}
+    monkeypatch.setenv("FR_GIT_DIRTY", "1")
+    assert code_version(tmp_path) == "0123456789ab-dirty"
+    monkeypatch.setenv("FR_GIT_DIRTY", "0")
+    assert code_version(tmp_path) == "0123456789ab"
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")

@@ -100,3 +100,40 @@ def test_two_gloo_ranks_follow_the_single_process_trajectory(tmp_path, monkeypat
     t = Trainer(cfg, run_dir=two_dir)
     assert t.step == 6 and torch.equal(t.head.classifier.weight.detach(), w2)
     assert yaml.safe_load((two_dir / "config.yaml").read_text())["backbone"]["name"] == CFG["backbone.name"]
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch.distributed with gloo is not available")
+def test_torchrun_with_one_process_runs_in_a_process_group_of_one(tmp_path, monkeypatch):
+    """``torchrun --nproc_per_node=1`` (one GPU, where the group is NCCL) initialises a group of one and follows
+    the plain single-process run exactly; a plain ``python -m fr.train`` has no group."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    cfg = load_config(None, {**CFG, "schedule.steps": 3})
+    cfg_file = tmp_path / "one_rank.yaml"
+    cfg_file.write_text(dump_yaml(cfg))
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("WORLD_SIZE", None)
+    probe = tmp_path / "probe.py"
+    probe.write_text("import fr.dist as D, torch.distributed as dist\nok = D.init_from_env('gloo')\n"
+                     "print('group', ok, D.world_size(), dist.get_backend() if ok else '-')\n")
+    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
+                               str(probe)], env=env, capture_output=True, text=True, timeout=120)
+    assert "group True 1 gloo" in launched.stdout, launched.stdout + launched.stderr[-2000:]
+    plain = subprocess.run([sys.executable, str(probe)], env=env, capture_output=True, text=True, timeout=120)
+    assert "group False 1 -" in plain.stdout, plain.stdout + plain.stderr[-2000:]
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
+           "-m", "fr.train", "--config", str(cfg_file), "--results", str(tmp_path / "torchrun")]
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    n = torch.get_num_threads()
+    try:
+        one = fr.train.run(cfg, results_root=tmp_path / "plain")
+    finally:
+        torch.set_num_threads(n)
+    l1 = one.train_log()
+    l2 = pd.read_csv(tmp_path / "torchrun" / "runs" / one.run_id / "train_log.csv")
+    torch.testing.assert_close(torch.tensor(l2["loss"].values), torch.tensor(l1["loss"].values),
+                               rtol=1e-6, atol=1e-6)
+    assert load_checkpoint(tmp_path / "torchrun" / "runs" / one.run_id / "ckpt" / "last.pt")["world_size"] == 1
