@@ -27,33 +27,49 @@ def _draws_random_numbers(head, emb, labels) -> bool:
     losses = []
     for seed in (1, 2):
         torch.manual_seed(seed)
-        losses.append(float(copy.deepcopy(head)(emb, labels).loss))
+        losses.append(float(copy.deepcopy(head)(emb, labels).loss.detach()))
     return losses[0] != losses[1]
 
 
+def _error(x: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((x.detach().cpu().double() - ref.detach()).abs().max())
+
+
 @pytest.mark.parametrize("name", fr.list_heads())
-def test_cuda_matches_cpu_on_loss_gradients_and_state(name):
-    """Heads that draw random numbers in training (CPU and CUDA generators differ) are compared in eval mode."""
+def test_cuda_is_as_accurate_as_the_cpu_on_loss_gradients_and_state(name):
+    """The CUDA head in float32 against a float64 CPU reference must be about as close as the float32 CPU head
+    is (within 4x its error, plus 1e-5 of the reference's scale): some heads are ill-conditioned (the harmonic
+    loss divides by 1 - cos + eps), so an elementwise tolerance between two float32 devices would be arbitrary.
+    Heads that draw random numbers in training (CPU and CUDA generators differ) are compared in eval mode."""
     torch.manual_seed(0)
     cpu = fr.create_head(name, num_classes=20, embedding_size=64).train()
     if _draws_random_numbers(cpu, *_batch(0)):
         cpu.eval()
     gpu = copy.deepcopy(cpu).cuda()
-    for step in range(3):  # several steps, so stateful heads update their buffers on both devices
+    ref = copy.deepcopy(cpu).double()
+    for step in range(3):  # several steps, so stateful heads update their buffers on every copy
         emb, labels = _batch(step)
-        e_cpu, e_gpu = emb.clone().requires_grad_(True), emb.cuda().requires_grad_(True)
-        out_cpu, out_gpu = cpu(e_cpu, labels), gpu(e_gpu, labels.cuda())
-        out_cpu.loss.backward()
-        out_gpu.loss.backward()
-        torch.testing.assert_close(out_gpu.loss.cpu(), out_cpu.loss, rtol=1e-4, atol=1e-5,
-                                   msg=lambda m: f"{name} step {step} loss: {m}")
-        torch.testing.assert_close(e_gpu.grad.cpu(), e_cpu.grad, rtol=1e-3, atol=1e-5,
-                                   msg=lambda m: f"{name} step {step} embedding gradient: {m}")
-        torch.testing.assert_close(gpu.classifier.weight.grad.cpu(), cpu.classifier.weight.grad, rtol=1e-3,
-                                   atol=1e-5, msg=lambda m: f"{name} step {step} centre gradient: {m}")
-    for k, v in cpu.state_dict().items():
-        torch.testing.assert_close(gpu.state_dict()[k].cpu(), v, rtol=1e-4, atol=1e-5,
-                                   msg=lambda m: f"{name} state {k}: {m}")
+        e = {"cpu": emb.clone(), "gpu": emb.cuda(), "ref": emb.double()}
+        heads = {"cpu": cpu, "gpu": gpu, "ref": ref}
+        out = {}
+        for k, head in heads.items():
+            e[k].requires_grad_(True)
+            out[k] = head(e[k], labels.to(e[k].device))
+            out[k].loss.backward()
+        pairs = {"loss": {k: o.loss for k, o in out.items()},
+                 "embedding gradient": {k: t.grad for k, t in e.items()},
+                 "centre gradient": {k: h.classifier.weight.grad for k, h in heads.items()}}
+        for what, t in pairs.items():
+            err_cpu, err_gpu = _error(t["cpu"], t["ref"]), _error(t["gpu"], t["ref"])
+            floor = 1e-5 * (1.0 + float(t["ref"].abs().max()))
+            assert err_gpu <= 4 * err_cpu + floor, (f"{name} step {step} {what}: CUDA error {err_gpu:.2e} against "
+                                                   f"float64, CPU float32 error {err_cpu:.2e}")
+    for k, v in ref.state_dict().items():
+        if v.is_floating_point():
+            err_cpu, err_gpu = _error(cpu.state_dict()[k], v), _error(gpu.state_dict()[k], v)
+            assert err_gpu <= 4 * err_cpu + 1e-5 * (1.0 + float(v.abs().max())), f"{name} state {k}"
+        else:
+            assert torch.equal(gpu.state_dict()[k].cpu(), v), f"{name} state {k}"
 
 
 @pytest.mark.parametrize("name", fr.list_heads())
