@@ -27,15 +27,17 @@ def _git(*args: str, cwd: Path) -> str | None:
 
 def git_info(root: str | Path | None = None) -> dict[str, Any]:
     """``{"sha": full commit or None, "dirty": bool or None}`` (dirty: tracked files outside ``results/``
-    differ from the commit). Outside a git checkout, ``$FR_GIT_SHA`` and ``$FR_GIT_DIRTY`` (0 or 1) are used
-    where set."""
+    differ from the commit). ``$FR_GIT_SHA`` (with ``$FR_GIT_DIRTY``, 0 or 1), where set, takes precedence: a
+    copy of the code without its .git, or with a stale one, names the commit it was made from."""
+    # code shipped to a cluster node without its .git (or with a stale one) names its commit explicitly
+    env_sha = os.environ.get("FR_GIT_SHA") or None
+    if env_sha is not None:
+        env_dirty = os.environ.get("FR_GIT_DIRTY")
+        return {"sha": env_sha, "dirty": env_dirty == "1" if env_dirty in ("0", "1") else None}
     root = Path(root) if root is not None else repo_root()
     sha = _git("rev-parse", "HEAD", cwd=root)
     if sha is None:
-        # a copy without .git (code shipped to a cluster node) may name its commit: FR_GIT_SHA, FR_GIT_DIRTY=0/1
-        env_sha = os.environ.get("FR_GIT_SHA") or None
-        env_dirty = os.environ.get("FR_GIT_DIRTY")
-        return {"sha": env_sha, "dirty": None if env_sha is None or env_dirty not in ("0", "1") else env_dirty == "1"}
+        return {"sha": None, "dirty": None}
     # recorded results are outputs, not code: rewriting results/ while measuring does not make the code dirty
     status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", cwd=root)
     return {"sha": sha, "dirty": None if status is None else bool(status)}

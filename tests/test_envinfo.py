@@ -16,7 +16,8 @@ def test_outside_a_checkout_the_version_is_unknown(tmp_path, monkeypatch):
     assert code_version(tmp_path) == "unknown"
 
 
-def test_a_copy_without_git_can_name_its_commit(tmp_path, monkeypatch):
+def test_a_copy_can_name_its_commit(tmp_path, monkeypatch):
+    """Also inside a checkout: the variable wins over a stale .git shipped with a copy."""
     monkeypatch.setenv("FR_GIT_SHA", "0123456789abcdef0123")
     monkeypatch.delenv("FR_GIT_DIRTY", raising=False)
     assert git_info(tmp_path) == {"sha": "0123456789abcdef0123", "dirty": None}
@@ -24,10 +25,13 @@ def test_a_copy_without_git_can_name_its_commit(tmp_path, monkeypatch):
     assert code_version(tmp_path) == "0123456789ab-dirty"
     monkeypatch.setenv("FR_GIT_DIRTY", "0")
     assert code_version(tmp_path) == "0123456789ab"
+    assert code_version() == "0123456789ab"  # the repository itself
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_a_changed_tracked_file_marks_the_version_dirty(tmp_path):
+def test_a_changed_tracked_file_marks_the_version_dirty(tmp_path, monkeypatch):
+    monkeypatch.delenv("FR_GIT_SHA", raising=False)
+
     def git(*a):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path, check=True,
                        capture_output=True)
