@@ -31,6 +31,11 @@ def rank() -> int:
     return dist.get_rank() if is_dist() else 0
 
 
+def backend() -> str | None:
+    """The process group's backend (``"nccl"``, ``"gloo"``), or None in a plain single process."""
+    return str(dist.get_backend()) if is_dist() else None
+
+
 def is_main() -> bool:
     return rank() == 0
 

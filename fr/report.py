@@ -198,6 +198,36 @@ def plot_training_curves(runs: pd.DataFrame, *, root=None, column: str = "loss",
     return fig
 
 
+def engine_runs_table(prefix: str = "gpu_", *, root=None) -> pd.DataFrame:
+    """The recorded runs whose experiment name starts with ``prefix`` (the paper-scale configs run on a GPU),
+    one row each: what ran (config paper, backbone, head, Partial FC rate, batch, precision, launcher and
+    backend), how it trained (steps, train time, images/s, first and last logged loss) and its verification
+    accuracy per set with the fold std, the number of pairs and the data's sha256 prefix."""
+    df = load_runs(root)
+    df = df[df["name"].fillna("").str.startswith(prefix)]
+    rows = []
+    for r in df.itertuples(index=False):
+        rec = load_run(runs_root(root) / r.run_id)
+        log_path = rec.path / "train_log.csv"
+        log = pd.read_csv(log_path) if log_path.exists() else None
+        env = rec.env
+        row = {"run_id": r.run_id, "paper": r.paper, "backbone": r.backbone, "head": r.head,
+               "sample_rate": rec.config.head.sample_rate, "batch": r.batch_size, "amp": r.amp,
+               "launch": (f"torchrun, {env.get('world_size')} rank(s), {env['dist_backend']}"
+                          if env.get("dist_backend") else "single process"),
+               "device": env.get("gpu") or env.get("device"), "steps": r.steps,
+               "train_time_s": r.train_time_s, "images_per_s": r.images_per_s,
+               "first_loss": float(log["loss"].iloc[0]) if log is not None and len(log) else None,
+               "final_loss": r.final_loss, "git_sha": (r.git_sha or "")[:12] + ("-dirty" if r.git_dirty else "")}
+        for set_name, m in rec.metrics.get("metrics", {}).items():
+            row[f"{set_name} %"] = 100 * m["accuracy"]
+            row[f"{set_name} std"] = 100 * m["spread"]
+            row[f"{set_name} pairs"] = m.get("n_pairs")
+            row[f"{set_name} sha256"] = str(m.get("sha256", ""))[:12]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def params_of(runs: pd.DataFrame) -> pd.DataFrame:
     """Each head's parameters as columns (from the JSON in ``head_params``)."""
     return pd.DataFrame([{"head": h, **json.loads(p)} for h, p in

@@ -78,7 +78,8 @@ def run(cfg: ExperimentCfg | str | Path, overrides: Mapping[str, Any] | Sequence
 
     trainer = Trainer(cfg, run_dir=run_dir, backbone=backbone, train_set=train_set, progress=progress)
     env = collect_env(trainer.device)
-    env.update(world_size=trainer.world, argv=sys.argv, resumed_from_step=trainer.resumed_from)
+    env.update(world_size=trainer.world, dist_backend=D.backend(), argv=sys.argv,
+               resumed_from_step=trainer.resumed_from)
     fit = trainer.fit(stop_after=stop_after)
     if not fit.done:
         D.barrier()

@@ -61,6 +61,19 @@ def test_tables_come_from_the_records(grid):
     assert report.plot_accuracies(per_run).axes and report.plot_training_curves(runs, root=results).axes
 
 
+def test_engine_runs_table_reads_what_each_run_recorded(grid):
+    results, _ = grid
+    table = report.engine_runs_table("tiny_", root=results)
+    assert len(table) == 5 and set(table["launch"]) == {"single process"}
+    per_run = report.per_run_table(report.select_runs("tiny_grid", root=results), ["toy"], root=results)
+    got = table.set_index("run_id")["toy %"].sort_index()
+    want = per_run.set_index("run_id")["accuracy"].sort_index()
+    assert (got - want).abs().max() < 1e-9 and set(table["toy pairs"]) == {20}
+    trained = table[table["steps"] > 0]
+    assert len(trained) == 4 and (trained["first_loss"] > 0).all() and table["steps"].min() == 0
+    assert report.engine_runs_table("no_such_prefix", root=results).empty
+
+
 def test_select_runs_on_an_empty_results_root_has_the_columns_callers_filter_on(tmp_path):
     runs = report.select_runs("anything", root=tmp_path)
     assert runs.empty

@@ -3,6 +3,7 @@ global batch, with the class centres sharded over the two ranks; their checkpoin
 centres, which one process can load."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -137,3 +138,6 @@ def test_torchrun_with_one_process_runs_in_a_process_group_of_one(tmp_path, monk
     torch.testing.assert_close(torch.tensor(l2["loss"].values), torch.tensor(l1["loss"].values),
                                rtol=1e-6, atol=1e-6)
     assert load_checkpoint(tmp_path / "torchrun" / "runs" / one.run_id / "ckpt" / "last.pt")["world_size"] == 1
+    env = json.loads((tmp_path / "torchrun" / "runs" / one.run_id / "env.json").read_text())
+    assert env["dist_backend"] == "gloo" and env["world_size"] == 1
+    assert json.loads((one.path / "env.json").read_text())["dist_backend"] is None
