@@ -12,6 +12,11 @@
 # The paper configs run unchanged except for the training set (CelebA, 238 identities, 5,286 images: the papers'
 # sets are not shipped), periodic verification every 100 steps, and LFW only. The schedule keeps the papers'
 # epochs, so on CelebA it is a few hundred steps. Records land in results/runs/ like any run.
+#
+# The book's runs used a data root of celeba_train/ and a fold-balanced 3,000-pair LFW (sha256 b5dfa106a53a...,
+# recorded in each run), made to fit the GPU machine's upload limit with
+#   python -c "from fr.data.bins import subset_bin; subset_bin('<data>/verification/lfw.bin', '<root>/lfw.bin', 3000)"
+# Outside a git checkout (or with a stale .git), set FR_GIT_SHA (and FR_GIT_DIRTY=0/1) so the records name the code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

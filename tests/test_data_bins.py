@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from fr.data import (BinFormatError, ImageDecodeError, UnsafeBinError, VerificationSet, degrade, load_bin,
-                     save_bin)
+                     read_bin_raw, save_bin, subset_bin)
 from fr.paths import find_data
 
 
@@ -138,6 +138,20 @@ def test_subset_keeps_balanced_contiguous_folds(tmp_path):
         v.subset(45)
     with pytest.raises(ValueError, match="at most 80"):
         v.subset(90)
+
+
+def test_subset_bin_writes_the_same_pairs_with_the_original_bytes(tmp_path):
+    toy_bin(tmp_path / "toy.bin", n_pairs=80)
+    subset_bin(tmp_path / "toy.bin", tmp_path / "small.bin", 40)
+    whole, small = load_bin(tmp_path / "toy.bin").subset(40), load_bin(tmp_path / "small.bin")
+    assert torch.equal(small.images, whole.images) and torch.equal(small.issame, whole.issame)
+    src, dst = read_bin_raw(tmp_path / "toy.bin")[0], read_bin_raw(tmp_path / "small.bin")[0]
+    assert set(dst) <= set(src) and len(dst) == 80  # encoded bytes copied, not re-encoded
+    subset_bin(tmp_path / "toy.bin", tmp_path / "again.bin", 40)
+    assert (tmp_path / "again.bin").read_bytes() == (tmp_path / "small.bin").read_bytes()  # same sha256
+    with pytest.raises(ValueError, match="multiple of 10"):
+        subset_bin(tmp_path / "toy.bin", tmp_path / "bad.bin", 45)
+    assert not (tmp_path / "bad.bin").exists()
 
 
 def test_degrade_is_deterministic_and_labelled(tmp_path):

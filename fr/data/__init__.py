@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from . import recordio, transforms
 from ._util import ImageDecodeError, sha256_file
-from .bins import BinFormatError, UnsafeBinError, VerificationSet, degrade, load_bin, read_bin_raw, save_bin
+from .bins import (BinFormatError, UnsafeBinError, VerificationSet, degrade, load_bin, read_bin_raw, save_bin,
+                   subset_bin)
 from .datasets import (FaceTensorDataset, ImageFolderDataset, RecordDataset, add_label_noise, cache_dir,
                        find_train_set, load_train_set, synthetic_faces)
 from .recordio import IndexedRecordIO, IRHeader, RecordIOError
@@ -21,6 +22,6 @@ __all__ = [
     "BinFormatError", "FaceTensorDataset", "ImageDecodeError", "ImageFolderDataset", "IndexedRecordIO",
     "IRHeader", "RecordDataset", "RecordIOError", "TrainAugment", "UnsafeBinError", "VerificationSet",
     "add_label_noise", "cache_dir", "degrade", "find_train_set", "hflip", "load_bin", "load_train_set",
-    "read_bin_raw", "recordio", "resize", "save_bin", "sha256_file", "synthetic_faces", "to_input",
+    "read_bin_raw", "recordio", "resize", "save_bin", "sha256_file", "subset_bin", "synthetic_faces", "to_input",
     "transforms",
 ]

@@ -24,7 +24,7 @@ import torch
 from ._util import decode_chw, encode_jpeg, sha256_file
 from .transforms import gaussian_blur, resize
 
-__all__ = ["UnsafeBinError", "BinFormatError", "VerificationSet", "load_bin", "save_bin", "read_bin_raw",
+__all__ = ["UnsafeBinError", "BinFormatError", "VerificationSet", "load_bin", "save_bin", "subset_bin", "read_bin_raw",
            "degrade", "NUM_FOLDS"]
 
 NUM_FOLDS = 10
@@ -208,8 +208,22 @@ def save_bin(path, images_or_jpegs, issame: Sequence[bool], *, quality: int = 95
     issame = [bool(s) for s in issame]
     if len(bins) != 2 * len(issame):
         raise ValueError(f"save_bin({path}): {len(bins)} images for {len(issame)} pairs")
-    with open(path, "wb") as f:
+    from ..engine.atomic import atomic_open  # written whole or not at all
+
+    with atomic_open(path, "wb") as f:
         pickle.dump((bins, issame), f, protocol=4)
+
+
+def subset_bin(src, dst, n_pairs: int, *, folds: int = NUM_FOLDS) -> None:
+    """Write a smaller ``.bin`` of ``n_pairs`` pairs of ``src``, fold-balanced as ``load_bin(n_pairs=...)``
+    takes them, with the encoded images copied byte for byte (to ship a verification set to a machine with
+    little room; the result's sha256 identifies it in a run's record).
+
+        python -c "from fr.data.bins import subset_bin; subset_bin('lfw.bin', 'small/lfw.bin', 3000)"
+    """
+    bins, issame = read_bin_raw(src)
+    keep = _fold_subset_indices(issame, n_pairs, folds, str(src))
+    save_bin(dst, [b for k in keep for b in (bins[2 * k], bins[2 * k + 1])], [issame[k] for k in keep])
 
 
 def degrade(vset: VerificationSet, *, face_size: int | None = None, blur_sigma: float | None = None,
