@@ -211,7 +211,7 @@ def engine_runs_table(prefix: str = "gpu_", *, root=None) -> pd.DataFrame:
         log_path = rec.path / "train_log.csv"
         log = pd.read_csv(log_path) if log_path.exists() else None
         env = rec.env
-        row = {"run_id": r.run_id, "paper": r.paper, "backbone": r.backbone, "head": r.head,
+        row = {"run_id": r.run_id, "paper": r.paper, "seed": r.seed, "backbone": r.backbone, "head": r.head,
                "sample_rate": rec.config.head.sample_rate, "batch": r.batch_size, "amp": r.amp,
                "launch": (f"torchrun, {env.get('world_size')} rank(s), {env['dist_backend']}"
                           if env.get("dist_backend") else "single process"),
