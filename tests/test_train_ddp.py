@@ -57,26 +57,44 @@ CFG = {
 }
 
 
+def _subprocess_env() -> dict[str, str]:
+    """One thread per process, the test folder (for ``make_plain_net``) and the repository importable, and no
+    ``WORLD_SIZE`` inherited from an outer launcher (only torchrun sets it)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def _torchrun(nproc: int, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node=<nproc> <args>`` (the real command line)."""
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                           *args], env=_subprocess_env(), cwd=cwd, capture_output=True, text=True, timeout=240)
+
+
+def _torchrun_train(nproc: int, cfg, tmp_path: Path, results: Path) -> None:
+    cfg_file = tmp_path / f"{cfg.name}.yaml"
+    cfg_file.write_text(dump_yaml(cfg))
+    proc = _torchrun(nproc, "-m", "fr.train", "--config", str(cfg_file), "--results", str(results), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def _train_in_this_process(cfg, results: Path):
+    """``fr.train.run`` sets the thread count from the config; the session's is restored afterwards."""
+    n = torch.get_num_threads()
+    try:
+        return fr.train.run(cfg, results_root=results)
+    finally:
+        torch.set_num_threads(n)
+
+
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                     reason="torch.distributed with gloo is not available")
 def test_two_gloo_ranks_follow_the_single_process_trajectory(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     cfg = load_config(None, CFG)
-    cfg_file = tmp_path / "ddp_check.yaml"
-    cfg_file.write_text(dump_yaml(cfg))
-
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "fr.train", "--config", str(cfg_file), "--results", str(tmp_path / "two")]
-    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-
-    n = torch.get_num_threads()
-    try:
-        one = fr.train.run(cfg, results_root=tmp_path / "one")
-    finally:
-        torch.set_num_threads(n)
+    _torchrun_train(2, cfg, tmp_path, tmp_path / "two")
+    one = _train_in_this_process(cfg, tmp_path / "one")
     two_dir = tmp_path / "two" / "runs" / one.run_id  # same config, same run id
     l1, l2 = one.train_log(), pd.read_csv(two_dir / "train_log.csv")
     assert list(l1["step"]) == list(l2["step"]) == list(range(1, 7))
@@ -110,29 +128,17 @@ def test_torchrun_with_one_process_runs_in_a_process_group_of_one(tmp_path, monk
     the plain single-process run exactly; a plain ``python -m fr.train`` has no group."""
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     cfg = load_config(None, {**CFG, "schedule.steps": 3})
-    cfg_file = tmp_path / "one_rank.yaml"
-    cfg_file.write_text(dump_yaml(cfg))
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    env.pop("WORLD_SIZE", None)
     probe = tmp_path / "probe.py"
     probe.write_text("import fr.dist as D, torch.distributed as dist\nok = D.init_from_env('gloo')\n"
                      "print('group', ok, D.world_size(), dist.get_backend() if ok else '-')\n")
-    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
-                               str(probe)], env=env, capture_output=True, text=True, timeout=120)
+    launched = _torchrun(1, str(probe), cwd=tmp_path)
     assert "group True 1 gloo" in launched.stdout, launched.stdout + launched.stderr[-2000:]
-    plain = subprocess.run([sys.executable, str(probe)], env=env, capture_output=True, text=True, timeout=120)
+    plain = subprocess.run([sys.executable, str(probe)], env=_subprocess_env(), capture_output=True, text=True,
+                           timeout=120)
     assert "group False 1 -" in plain.stdout, plain.stdout + plain.stderr[-2000:]
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
-           "-m", "fr.train", "--config", str(cfg_file), "--results", str(tmp_path / "torchrun")]
-    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    n = torch.get_num_threads()
-    try:
-        one = fr.train.run(cfg, results_root=tmp_path / "plain")
-    finally:
-        torch.set_num_threads(n)
+    _torchrun_train(1, cfg, tmp_path, tmp_path / "torchrun")
+    one = _train_in_this_process(cfg, tmp_path / "plain")
     l1 = one.train_log()
     l2 = pd.read_csv(tmp_path / "torchrun" / "runs" / one.run_id / "train_log.csv")
     torch.testing.assert_close(torch.tensor(l2["loss"].values), torch.tensor(l1["loss"].values),
