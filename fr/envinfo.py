@@ -43,13 +43,18 @@ def git_info(root: str | Path | None = None) -> dict[str, Any]:
     return {"sha": sha, "dirty": None if status is None else bool(status)}
 
 
-def code_version(root: str | Path | None = None) -> str:
-    """The commit as a short string for tables: 12 hex digits, ``-dirty`` when tracked files differ,
-    ``unknown`` outside a git checkout."""
-    g = git_info(root)
-    if g["sha"] is None:
+def short_version(sha: str | None, dirty: bool | None) -> str:
+    """A commit as a short string for tables: 12 hex digits, ``-dirty`` when tracked files differed,
+    ``unknown`` without a commit."""
+    if not sha:
         return "unknown"
-    return g["sha"][:12] + ("-dirty" if g["dirty"] else "")
+    return sha[:12] + ("-dirty" if dirty else "")
+
+
+def code_version(root: str | Path | None = None) -> str:
+    """This checkout's commit as :func:`short_version` writes it."""
+    g = git_info(root)
+    return short_version(g["sha"], g["dirty"])
 
 
 def _version(mod: str) -> str | None:

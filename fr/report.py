@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .eval.stats import bootstrap_accuracy_ci, mcnemar_test, paired_bootstrap
+from .envinfo import short_version
 from .eval.verification import correct_from_hex
 from .results import load_run, load_runs, runs_root
 
@@ -205,25 +206,23 @@ def engine_runs_table(prefix: str = "gpu_", *, root=None) -> pd.DataFrame:
     accuracy per set with the fold std, the number of pairs and the data's sha256 prefix."""
     df = load_runs(root)
     df = df[df["name"].fillna("").str.startswith(prefix)]
+    sets = [c[:-len(".accuracy")] for c in df.columns if c.endswith(".accuracy")]
     rows = []
-    for r in df.itertuples(index=False):
-        rec = load_run(runs_root(root) / r.run_id)
-        log_path = rec.path / "train_log.csv"
-        log = pd.read_csv(log_path) if log_path.exists() else None
-        env = rec.env
-        row = {"run_id": r.run_id, "paper": r.paper, "seed": r.seed, "backbone": r.backbone, "head": r.head,
-               "sample_rate": rec.config.head.sample_rate, "batch": r.batch_size, "amp": r.amp,
-               "launch": (f"torchrun, {env.get('world_size')} rank(s), {env['dist_backend']}"
-                          if env.get("dist_backend") else "single process"),
-               "device": env.get("gpu") or env.get("device"), "steps": r.steps,
-               "train_time_s": r.train_time_s, "images_per_s": r.images_per_s,
+    for _, r in df.iterrows():
+        log_path = runs_root(root) / r["run_id"] / "train_log.csv"
+        log = pd.read_csv(log_path, usecols=["loss"], nrows=1) if log_path.exists() else None
+        row = {"run_id": r["run_id"], "paper": r["paper"], "seed": r["seed"], "backbone": r["backbone"],
+               "head": r["head"], "sample_rate": r["sample_rate"], "batch": r["batch_size"], "amp": r["amp"],
+               "launch": (f"torchrun, {r['world_size']} rank(s), {r['dist_backend']}"
+                          if isinstance(r["dist_backend"], str) else "single process"),
+               "device": r["gpu"] if isinstance(r["gpu"], str) else r["device"], "steps": r["steps"],
+               "train_time_s": r["train_time_s"], "images_per_s": r["images_per_s"],
                "first_loss": float(log["loss"].iloc[0]) if log is not None and len(log) else None,
-               "final_loss": r.final_loss, "git_sha": (r.git_sha or "")[:12] + ("-dirty" if r.git_dirty else "")}
-        for set_name, m in rec.metrics.get("metrics", {}).items():
-            row[f"{set_name} %"] = 100 * m["accuracy"]
-            row[f"{set_name} std"] = 100 * m["spread"]
-            row[f"{set_name} pairs"] = m.get("n_pairs")
-            row[f"{set_name} sha256"] = str(m.get("sha256", ""))[:12]
+               "final_loss": r["final_loss"], "git_sha": short_version(r["git_sha"], r["git_dirty"])}
+        for s in sets:
+            if pd.notna(r[f"{s}.accuracy"]):
+                row.update({f"{s} %": 100 * r[f"{s}.accuracy"], f"{s} std": 100 * r[f"{s}.spread"],
+                            f"{s} pairs": r[f"{s}.n_pairs"], f"{s} sha256": str(r[f"{s}.sha256"])[:12]})
         rows.append(row)
     return pd.DataFrame(rows)
 

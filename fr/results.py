@@ -129,7 +129,9 @@ def load_runs(root: str | Path | None = None, *, name: str | None = None, paper:
                "train_time_s": m.get("train_time_s"), "images_per_s": m.get("train", {}).get("images_per_s"),
                "amp": cfg.runtime.amp, "final_loss": m.get("train", {}).get("final_loss"),
                "created_utc": m.get("created_utc"), "git_sha": rec.env.get("git", {}).get("sha"),
-               "git_dirty": rec.env.get("git", {}).get("dirty"), "device": rec.env.get("device")}
+               "git_dirty": rec.env.get("git", {}).get("dirty"), "device": rec.env.get("device"),
+               "gpu": rec.env.get("gpu"), "sample_rate": cfg.head.sample_rate,
+               "world_size": rec.env.get("world_size"), "dist_backend": rec.env.get("dist_backend")}
         for set_name, r in m.get("metrics", {}).items():
             for k in ("accuracy", "spread", "protocol", "sha256", "n_pairs"):
                 row[f"{set_name}.{k}"] = r.get(k)
