@@ -46,8 +46,6 @@ from fr.envinfo import code_version  # noqa: E402
 from fr.paths import find_data, results_root  # noqa: E402
 
 
-
-
 # --- references -------------------------------------------------------------------------------------------
 
 def pillow_decode(path: Path, n_images: int | None) -> torch.Tensor:

@@ -41,8 +41,6 @@ GOAL = 1.5
 REFERENCE = "cosface"
 
 
-
-
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

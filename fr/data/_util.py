@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,23 +41,11 @@ def sha256_bytes(*parts) -> str:
 
 
 def atomic_torch_save(obj, path) -> None:
-    """``torch.save`` to a temporary file in the target folder, then ``os.replace`` it into place, so a
-    crash or a concurrent reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """``torch.save`` through :func:`fr.engine.atomic.atomic_save` (a temporary file in the target folder, then
+    ``os.replace``), so a crash or a concurrent reader never sees a half-written file."""
+    from ..engine.atomic import atomic_save  # imported here: fr.engine imports fr.data
+
+    atomic_save(path, lambda f: torch.save(obj, f))
 
 
 def decode_image(data: bytes, *, where: str) -> np.ndarray:
