@@ -35,6 +35,14 @@ def _error(x: torch.Tensor, ref: torch.Tensor) -> float:
     return float((x.detach().cpu().double() - ref.detach()).abs().max())
 
 
+def _assert_as_accurate(cpu: torch.Tensor, gpu: torch.Tensor, ref: torch.Tensor, what: str) -> None:
+    """CUDA's error against the float64 reference within 4x the CPU's, plus 1e-5 of the reference's scale."""
+    err_cpu, err_gpu = _error(cpu, ref), _error(gpu, ref)
+    floor = 1e-5 * (1.0 + float(ref.detach().abs().max()))
+    assert err_gpu <= 4 * err_cpu + floor, (f"{what}: CUDA error {err_gpu:.2e} against float64, "
+                                           f"CPU float32 error {err_cpu:.2e}")
+
+
 @pytest.mark.parametrize("name", fr.list_heads())
 def test_cuda_is_as_accurate_as_the_cpu_on_loss_gradients_and_state(name):
     """The CUDA head in float32 against a float64 CPU reference must be about as close as the float32 CPU head
@@ -60,14 +68,10 @@ def test_cuda_is_as_accurate_as_the_cpu_on_loss_gradients_and_state(name):
                  "embedding gradient": {k: t.grad for k, t in e.items()},
                  "centre gradient": {k: h.classifier.weight.grad for k, h in heads.items()}}
         for what, t in pairs.items():
-            err_cpu, err_gpu = _error(t["cpu"], t["ref"]), _error(t["gpu"], t["ref"])
-            floor = 1e-5 * (1.0 + float(t["ref"].abs().max()))
-            assert err_gpu <= 4 * err_cpu + floor, (f"{name} step {step} {what}: CUDA error {err_gpu:.2e} against "
-                                                   f"float64, CPU float32 error {err_cpu:.2e}")
+            _assert_as_accurate(t["cpu"], t["gpu"], t["ref"], f"{name} step {step} {what}")
     for k, v in ref.state_dict().items():
         if v.is_floating_point():
-            err_cpu, err_gpu = _error(cpu.state_dict()[k], v), _error(gpu.state_dict()[k], v)
-            assert err_gpu <= 4 * err_cpu + 1e-5 * (1.0 + float(v.abs().max())), f"{name} state {k}"
+            _assert_as_accurate(cpu.state_dict()[k], gpu.state_dict()[k], v, f"{name} state {k}")
         else:
             assert torch.equal(gpu.state_dict()[k].cpu(), v), f"{name} state {k}"
 
