@@ -36,6 +36,9 @@ from .paths import repo_root
 #: fields marked ``metadata={"hash": False}`` do not change what a run computes (logging cadence, progress
 #: bars, loader workers); they are left out of :func:`config_hash`.
 NOHASH = {"hash": False}
+#: fields added after runs were recorded: they enter :func:`config_hash` only when set to something other
+#: than their default, so every record made before the field existed keeps its hash (and its run folder).
+HASH_UNLESS_DEFAULT = {"hash": "unless_default"}
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,9 @@ class OptimCfg:
     lr_reference_batch: when set, ``lr`` is for this global batch and is scaled linearly to the actual one
                (ElasticFace: ``lr / 512 * batch * world``); see :func:`derive`.
     clip_grad_norm: clip the backbone's gradient norm to this value (insightface: 5; ``None``: no clipping).
+    ema_decay: keep an exponential moving average of the backbone's weights (and buffers) with this decay,
+               warmed up as timm's ``ModelEmaV3`` does (``min(decay, (1 + t) / (10 + t))`` at step ``t``), and
+               evaluate the average instead of the raw weights (``None``: off). It changes no head's loss.
     """
 
     name: str = "sgd"
@@ -124,6 +130,7 @@ class OptimCfg:
     head_weight_decay: float | None = None
     lr_reference_batch: int | None = None
     clip_grad_norm: float | None = None
+    ema_decay: float | None = field(default=None, metadata=HASH_UNLESS_DEFAULT)
 
 
 @dataclass(frozen=True)
@@ -492,6 +499,8 @@ def validate(cfg: ExperimentCfg, origin: Mapping[str, str] | None = None) -> Exp
         raise err("schedule", "warmup_epochs must be >= 0 and gamma in (0, 1]")
     if o.lr <= 0 or o.momentum < 0 or o.weight_decay < 0:
         raise err("optim", "lr must be > 0, momentum and weight_decay >= 0")
+    if o.ema_decay is not None and not 0 < o.ema_decay < 1:
+        raise err("optim.ema_decay", f"must be in (0, 1) or null, got {o.ema_decay}")
     if o.clip_grad_norm is not None and o.clip_grad_norm <= 0:
         raise err("optim.clip_grad_norm", f"must be > 0 or null, got {o.clip_grad_norm}")
     if not 0 < h.sample_rate <= 1:
@@ -527,9 +536,10 @@ def to_dict(cfg: Any, *, hashed_only: bool = False) -> dict[str, Any]:
     change what a run computes (see :data:`NOHASH`)."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(cfg):
-        if hashed_only and not f.metadata.get("hash", True):
-            continue
         v = getattr(cfg, f.name)
+        rule = f.metadata.get("hash", True)
+        if hashed_only and (rule is False or (rule == "unless_default" and v == _default_of(f))):
+            continue
         if dataclasses.is_dataclass(v):
             v = to_dict(v, hashed_only=hashed_only)
         elif isinstance(v, tuple):
@@ -538,6 +548,14 @@ def to_dict(cfg: Any, *, hashed_only: bool = False) -> dict[str, Any]:
             v = copy.deepcopy(v)
         out[f.name] = v
     return out
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
 
 
 def dump_yaml(cfg: ExperimentCfg) -> str:

@@ -93,7 +93,7 @@ def run(cfg: ExperimentCfg | str | Path, overrides: Mapping[str, Any] | Sequence
         model_path = run_dir / "ckpt" / "model.pt"
         atomic_save(model_path, lambda f: torch.save({"arch": cfg.backbone.name, "params": cfg.backbone.params,
                                                       "input_spec": trainer.spec.to_dict(),
-                                                      "state_dict": trainer.backbone.state_dict()}, f))
+                                                      "state_dict": trainer.eval_model.state_dict()}, f))
         last = [r for r in trainer.history if "img_per_s" in r]
         ds = trainer.train_set
         metrics = {

@@ -236,3 +236,17 @@ def test_every_shipped_config_resolves_to_registered_parts_and_a_schedule(path):
     world = 8 if cfg.data.batch_size % 8 == 0 else 1
     d = derive(cfg, world_size=world, num_images=max(cfg.data.batch_size * 10, 100 * (cfg.data.num_classes or 1)))
     assert d.total_steps > 0 and d.lr > 0
+
+
+def test_fields_added_later_enter_the_hash_only_when_set():
+    """``optim.ema_decay`` did not exist when the first runs were recorded: at its default it must leave the
+    hash (and so the run folder) of every older config unchanged, and set it must change the hash."""
+    from fr.config import config_hash, load_config, to_dict
+
+    base = load_config("configs/cpu/celeba_small.yaml")
+    assert "ema_decay" not in to_dict(base, hashed_only=True)["optim"]
+    assert "ema_decay" in to_dict(base)["optim"]  # still written to config.yaml
+    ema = load_config("configs/cpu/celeba_small.yaml", {"optim.ema_decay": 0.999})
+    assert config_hash(ema) != config_hash(base)
+    with pytest.raises(Exception, match="ema_decay"):
+        load_config("configs/cpu/celeba_small.yaml", {"optim.ema_decay": 1.5})

@@ -118,3 +118,21 @@ def test_centre_init_does_not_depend_on_the_world_size(init, monkeypatch):
         assert torch.equal(torch.cat(rows), full.classifier.weight.detach())
     if init == "unit_uniform":
         assert torch.allclose(full.classifier.weight.norm(dim=1), torch.ones(11))
+
+
+def test_ema_follows_timm_warmup_and_lerps_float_buffers_only():
+    from fr.engine.ema import ModelEma
+
+    net = Net()
+    ema = ModelEma(net, decay=0.9)
+    assert ema.decay_at(0) == pytest.approx(0.1) and ema.decay_at(1000) == pytest.approx(0.9)
+    before = ema.module.conv.weight.clone()
+    with torch.no_grad():
+        net.conv.weight.add_(1.0)
+        net.bn.num_batches_tracked.fill_(7)
+    ema.update(net)  # d = 0.1: the average moves 90% of the way to the new weights
+    assert torch.allclose(ema.module.conv.weight, before + 0.9)
+    assert int(ema.module.bn.num_batches_tracked) == 7 and int(ema.updates) == 1
+    assert not any(p.requires_grad for p in ema.module.parameters())
+    with pytest.raises(ValueError, match="decay"):
+        ModelEma(net, decay=1.0)

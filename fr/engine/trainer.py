@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .. import dist as D
 from ..config import ConfigError, ExperimentCfg, config_hash, derive
+from .ema import ModelEma
 from .checkpoint import (all_rng_states, gather_rows, load_checkpoint, reseed, restore_rng, save_checkpoint,
                          shard_of)
 from .optim import build_optimizer
@@ -295,6 +296,8 @@ class Trainer:
         if rt.compile:
             model = torch.compile(model)
         self.model = model
+        # the averaged weights, evaluated instead of the raw ones (``optim.ema_decay``)
+        self.ema = ModelEma(self.backbone, cfg.optim.ema_decay) if cfg.optim.ema_decay else None
 
         self.sampler = EpochBatchSampler(len(self.train_set), self.derived.global_batch, seed=rt.seed,
                                          rank=self.rank, world_size=self.world)
@@ -337,6 +340,11 @@ class Trainer:
         return self.run_dir / "eval_log.csv" if self.run_dir else None
 
     @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are evaluated and exported: the EMA when ``optim.ema_decay`` is set."""
+        return self.ema.module if self.ema is not None else self.backbone
+
+    @property
     def num_classes(self) -> int:
         return self.head.classifier.num_classes
 
@@ -368,6 +376,7 @@ class Trainer:
             "world_size": self.world,
             "train_seconds": self.train_seconds,
             "backbone": self.backbone.state_dict(),
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
             "head": head_sd,
             "optimizer": opt,
             "scheduler": self.scheduler.state_dict(),
@@ -383,6 +392,8 @@ class Trainer:
             raise RuntimeError(f"checkpoint was written by config {state['config_hash'][:8]}, this run is "
                                f"{self.config_hash[:8]}; refusing to resume a different experiment")
         self.backbone.load_state_dict(state["backbone"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         head_sd = dict(state["head"])
         head_sd["classifier.weight"] = shard_of(head_sd["classifier.weight"], self.num_classes)
         self.head.load_state_dict(head_sd)
@@ -497,6 +508,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.backbone)
         stats = {"loss": value, "acc": batch_accuracy(out), "lr": lr}
         if clip is not None:
             stats["grad_norm"] = grad_norm
@@ -587,16 +600,17 @@ class Trainer:
         out: dict[str, Any] = {}
         if D.is_main():
             ev = self.cfg.eval
-            was = self.backbone.training
-            self.backbone.eval()
+            model = self.eval_model
+            was = model.training
+            model.eval()
             try:
                 with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                     for name in (ev.sets if sets is None else sets):
-                        out[name] = evaluate_verification(self.backbone, self.eval_set(name, pairs),
+                        out[name] = evaluate_verification(model, self.eval_set(name, pairs),
                                                           protocol=ev.protocol, flip=ev.flip,
                                                           batch_size=ev.batch_size, device=self.device)
             finally:
-                self.backbone.train(was)
+                model.train(was)
         D.barrier()
         return out
 
