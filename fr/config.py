@@ -46,17 +46,19 @@ class AugmentCfg:
     """Training augmentation probabilities, passed to ``fr.data.transforms.TrainAugment``.
 
     Defaults are insightface's (horizontal flip only). AdaFace trains with ``p_lowres = p_crop = p_photo = 0.2``
-    (AdaFace, CVPR 2022, Sec. 4.1; official ``data.py``).
+    (AdaFace, CVPR 2022, Sec. 4.1; official ``data.py``). ``p_gray`` converts to grayscale (not AdaFace's;
+    LFW's ``.bin`` is a grayscale copy while CelebA is in colour).
     """
 
     p_flip: float = 0.5
     p_lowres: float = 0.0
     p_crop: float = 0.0
     p_photo: float = 0.0
+    p_gray: float = field(default=0.0, metadata=HASH_UNLESS_DEFAULT)
 
     @property
     def active(self) -> bool:
-        return any(p > 0 for p in (self.p_flip, self.p_lowres, self.p_crop, self.p_photo))
+        return any(p > 0 for p in (self.p_flip, self.p_lowres, self.p_crop, self.p_photo, self.p_gray))
 
 
 @dataclass(frozen=True)
@@ -505,7 +507,7 @@ def validate(cfg: ExperimentCfg, origin: Mapping[str, str] | None = None) -> Exp
         raise err("optim.clip_grad_norm", f"must be > 0 or null, got {o.clip_grad_norm}")
     if not 0 < h.sample_rate <= 1:
         raise err("head.sample_rate", f"must be in (0, 1], got {h.sample_rate}")
-    for p in ("p_flip", "p_lowres", "p_crop", "p_photo"):
+    for p in ("p_flip", "p_lowres", "p_crop", "p_photo", "p_gray"):
         if not 0 <= getattr(d.augment, p) <= 1:
             raise err(f"data.augment.{p}", "must be a probability in [0, 1]")
     # head: the name must be registered and every parameter known; numbers take the default's type

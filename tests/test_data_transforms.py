@@ -138,3 +138,20 @@ def test_augment_rejects_bad_input():
         TrainAugment(seed=0)(batch().float())
     with pytest.raises(ValueError, match="p_crop"):
         TrainAugment(p_crop=1.5)
+
+
+def test_grayscale_augmentation_makes_luma_images_and_leaves_other_draws_unchanged():
+    from fr.data.transforms import TrainAugment
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (64, 3, 8, 8), generator=g, dtype=torch.uint8)
+    base = TrainAugment(p_lowres=0.3, p_crop=0.3, p_photo=0.3, seed=5)(x)
+    gray = TrainAugment(p_lowres=0.3, p_crop=0.3, p_photo=0.3, p_gray=0.5, seed=5)(x)
+    is_gray = (gray[:, 0] == gray[:, 1]).all(-1).all(-1) & (gray[:, 1] == gray[:, 2]).all(-1).all(-1)
+    assert 16 < int(is_gray.sum()) < 48  # about half
+    assert torch.equal(gray[~is_gray], base[~is_gray])  # the other augmentations drew the same values
+    # a grey image is the luma of the augmented colour image (within the final rounding)
+    luma = (base[is_gray].float() * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1)
+    assert (gray[is_gray][:, 0].float() - luma).abs().max() <= 1.0
+    with pytest.raises(ValueError, match="p_gray"):
+        TrainAugment(p_gray=1.5)

@@ -135,6 +135,11 @@ class TrainAugment:
        factors U(0.5, 1.5), the three operations in a random order per image; contrast blends with the mean
        grey level of the image, saturation with its grey version (torchvision's definitions).
 
+    4. **grayscale** (p=``p_gray``, not part of AdaFace's recipe): replace the image by its ITU-R 601 luma in
+       all three channels, as a grayscale copy stored as RGB looks (LFW's ``lfw.bin`` is one). Its decision is
+       drawn after all the others, and only when ``p_gray > 0``, so the draws of every other setting are
+       unchanged by its existence.
+
     followed by a horizontal flip (p=``p_flip``), which AdaFace applies in its torchvision transform.
     Arithmetic is in float with clamping after every operation and one rounding at the end (AdaFace works
     on PIL images and rounds after each step, an immaterial difference).
@@ -152,11 +157,13 @@ class TrainAugment:
     LOWRES_MODES = ("nearest", "bilinear", "area", "bicubic")
 
     def __init__(self, p_lowres: float = 0.2, p_crop: float = 0.2, p_photo: float = 0.2, p_flip: float = 0.5,
-                 seed: int | None = None):
-        for name, p in (("p_lowres", p_lowres), ("p_crop", p_crop), ("p_photo", p_photo), ("p_flip", p_flip)):
+                 seed: int | None = None, p_gray: float = 0.0):
+        for name, p in (("p_lowres", p_lowres), ("p_crop", p_crop), ("p_photo", p_photo), ("p_flip", p_flip),
+                        ("p_gray", p_gray)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
         self.p_lowres, self.p_crop, self.p_photo, self.p_flip = p_lowres, p_crop, p_photo, p_flip
+        self.p_gray = p_gray
         self.seed = seed
         self.generator = torch.Generator()
         if seed is None:
@@ -166,7 +173,7 @@ class TrainAugment:
 
     def __repr__(self) -> str:
         return (f"TrainAugment(p_lowres={self.p_lowres}, p_crop={self.p_crop}, p_photo={self.p_photo}, "
-                f"p_flip={self.p_flip}, seed={self.seed})")
+                f"p_flip={self.p_flip}, p_gray={self.p_gray}, seed={self.seed})")
 
     # -- random helpers (all draws on CPU from the generator, so results do not depend on the device) -----
     def _rand(self, g, *shape) -> torch.Tensor:
@@ -208,7 +215,7 @@ class TrainAugment:
         u = self._rand(g, b, 4)
         do_crop, do_low, do_photo, do_flip = (u[:, 0] < self.p_crop, u[:, 1] < self.p_lowres,
                                               u[:, 2] < self.p_photo, u[:, 3] < self.p_flip)
-        if not bool((do_crop | do_low | do_photo | do_flip).any()):
+        if self.p_gray == 0 and not bool((do_crop | do_low | do_photo | do_flip).any()):
             return batch.clone()
         out = x.float()
 
@@ -250,6 +257,10 @@ class TrainAugment:
                         img = f * img + (1 - f) * _gray(img)
                     sub[sel] = img.clamp_(0, 255)
             out[idx] = sub
+
+        do_gray = self._rand(g, b) < self.p_gray if self.p_gray > 0 else torch.zeros(b, dtype=torch.bool)
+        if bool(do_gray.any()):
+            out[do_gray] = _gray(out[do_gray]).expand(-1, 3, -1, -1)
 
         if bool(do_flip.any()):
             out[do_flip] = out[do_flip].flip(-1)

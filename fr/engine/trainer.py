@@ -307,7 +307,7 @@ class Trainer:
 
             a = cfg.data.augment
             self.augment = TrainAugment(p_lowres=a.p_lowres, p_crop=a.p_crop, p_photo=a.p_photo, p_flip=a.p_flip,
-                                        seed=rt.seed)
+                                        p_gray=a.p_gray, seed=rt.seed)
 
         self.step = 0
         self.train_seconds = 0.0

@@ -1,0 +1,56 @@
+"""Recipe studies: how noisy is a training recipe across seeds, and what difference can it detect?
+
+A recipe is judged on seed-paired runs of two heads (by default CosFace and ArcFace, the comparison most
+papers start from): for each metric, the mean and seed-to-seed standard deviation of each head, the mean
+and standard deviation of the per-seed paired difference, and the minimum detectable difference
+(:func:`fr.power.min_detectable_difference`) of a paired t-test at 3 and at 5 seeds. Everything is read from
+recorded runs (:func:`fr.results.load_runs`); nothing is trained here.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .power import min_detectable_difference, summarise_seeds
+
+__all__ = ["metric_columns", "recipe_table"]
+
+
+def metric_columns(runs: pd.DataFrame) -> list[str]:
+    """The accuracy-like columns of a :func:`~fr.results.load_runs` table (``<set>.accuracy``)."""
+    return [c for c in runs.columns if c.endswith(".accuracy")]
+
+
+def recipe_table(runs_by_recipe: Mapping[str, pd.DataFrame], *, heads: tuple[str, str] = ("cosface", "arcface"),
+                 metrics: Iterable[str] | None = None, mdd_seeds: Iterable[int] = (3, 5),
+                 alpha: float = 0.05, power: float = 0.8) -> pd.DataFrame:
+    """One row per (recipe, metric): per-head mean/std over seeds, the paired difference ``heads[1] -
+    heads[0]`` over the seeds both heads have, its std, and the minimum detectable difference at each of
+    ``mdd_seeds`` seeds. Metrics are fractions in the records and percentage points here.
+
+    ``runs_by_recipe`` maps a recipe label to its runs (rows of :func:`~fr.results.load_runs`, any seeds)."""
+    base, other = heads
+    rows = []
+    for recipe, runs in runs_by_recipe.items():
+        runs = runs[runs["head"].isin(heads) & (runs["steps"].fillna(0) > 0)]
+        cols = list(metrics) if metrics is not None else metric_columns(runs)
+        for col in cols:
+            if col not in runs.columns:
+                continue
+            wide = runs.pivot_table(index="seed", columns="head", values=col, aggfunc="first") * 100
+            row = {"recipe": recipe, "metric": col.removesuffix(".accuracy")}
+            for h in heads:
+                s = summarise_seeds(wide[h]) if h in wide else summarise_seeds([])
+                row.update({f"{h}_n": s.n, f"{h}_mean": s.mean, f"{h}_std": s.std})
+            paired = wide.dropna(subset=[h for h in heads if h in wide]) if set(heads) <= set(wide) else None
+            d = summarise_seeds((paired[other] - paired[base]) if paired is not None else [])
+            row.update({"paired_n": d.n, "diff_mean": d.mean, "diff_std": d.std})
+            for n in mdd_seeds:
+                row[f"mdd_{n}_seeds"] = min_detectable_difference(d.std, n, alpha=alpha, power=power)
+            t = runs.groupby("head")[["train_time_s", "wall_time_s"]].mean()
+            row["train_time_s"] = float(t["train_time_s"].mean()) if len(t) else np.nan
+            row["run_time_s"] = float(t["wall_time_s"].mean()) if len(t) else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows)

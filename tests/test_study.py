@@ -1,0 +1,38 @@
+"""Recipe-study table: per-head spread over seeds, paired differences, minimum detectable difference."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from fr.power import min_detectable_difference
+from fr.study import recipe_table
+
+
+def _runs(acc_cos, acc_arc):
+    rows = []
+    for head, accs in (("cosface", acc_cos), ("arcface", acc_arc)):
+        for seed, a in enumerate(accs):
+            rows.append({"head": head, "seed": seed, "steps": 10, "lfw.accuracy": a, "train_time_s": 300.0,
+                         "wall_time_s": 420.0})
+    return pd.DataFrame(rows)
+
+
+def test_recipe_table_pairs_by_seed_and_reports_points():
+    runs = _runs([0.80, 0.81, 0.82], [0.81, 0.83, 0.82])
+    row = recipe_table({"new": runs}).iloc[0]
+    assert row["metric"] == "lfw" and row["cosface_n"] == 3
+    assert row["cosface_mean"] == pytest.approx(81.0) and row["cosface_std"] == pytest.approx(1.0)
+    assert row["diff_mean"] == pytest.approx(1.0) and row["diff_std"] == pytest.approx(1.0)
+    assert row["mdd_5_seeds"] == pytest.approx(min_detectable_difference(1.0, 5))
+    assert row["run_time_s"] == 420.0
+
+
+def test_unpaired_seeds_are_left_out_of_the_difference_and_untrained_runs_ignored():
+    runs = _runs([0.80, 0.81, 0.82], [0.81, 0.83])
+    runs = pd.concat([runs, pd.DataFrame([{"head": "cosface", "seed": 9, "steps": 0, "lfw.accuracy": 0.66}])])
+    row = recipe_table({"r": runs}).iloc[0]
+    assert row["cosface_n"] == 3 and row["paired_n"] == 2 and row["diff_mean"] == pytest.approx(1.5)
+    one = recipe_table({"r": _runs([0.8], [0.81])}).iloc[0]
+    assert math.isnan(one["diff_std"]) and math.isnan(one["mdd_3_seeds"])
