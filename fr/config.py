@@ -162,6 +162,10 @@ class EvalCfg:
     every_steps: periodic evaluation during training (0: only at the end), on the first ``pairs`` pairs
                  (whole folds; ``None`` = all). The final evaluation uses ``final_pairs`` (``None`` = all)
                  and is what ``metrics.json`` records.
+    suite:       protocols of :mod:`fr.eval.suite` (``lfw``, ``cfp_fp``, ``lfw_allpairs``, ``lfw_ident_lq``, ...;
+                 ``[all]`` for every one) for the final evaluation, all read off one embedding pass over the
+                 identification folders. When set, the final evaluation is the suite and ``sets`` serves the
+                 periodic evaluation only.
     """
 
     sets: tuple[str, ...] = ()
@@ -171,6 +175,7 @@ class EvalCfg:
     protocol: str = "insightface"
     flip: str = "sum"
     batch_size: int = 256
+    suite: tuple[str, ...] = field(default=(), metadata=HASH_UNLESS_DEFAULT)
 
 
 @dataclass(frozen=True)
