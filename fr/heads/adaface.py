@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from . import register_head
+from .registry import register_head
 from .base import MarginRule, ShardContext
 
 #: AdaFace's single stability constant (official ``self.eps``): cosine clamp, angle clip and ``σ + eps``.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from . import register_head
+from .registry import register_head
 from .base import MarginRule, ShardContext, arc_target
 from .curricularface import _check_ema_weight, ema_update_, negative_fraction
 

@@ -11,7 +11,7 @@ import warnings
 
 import torch
 
-from . import register_head
+from .registry import register_head
 from .base import MarginRule, ShardContext, arc_target
 
 

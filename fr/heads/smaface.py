@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import register_head
+from .registry import register_head
 from .adaface import NormAdaptiveMargin
 from .base import ShardContext
 
