@@ -27,7 +27,7 @@ celeba=(--set data.train=celeba_train --set data.num_classes=238 --set "eval.set
 for what in "$@"; do
   echo "=== $what ($(date -u +%H:%M:%S))"
   case "$what" in
-    tests) "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_heads_gpu.py tests/test_train_gpu.py ;;
+    tests) "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/heads/test_gpu.py tests/test_train_gpu.py ;;
     bench) "$PY" benchmarks/bench_train.py --gpu ;;
     bench-compile) "$PY" benchmarks/bench_train.py --gpu --compile --out results/bench/train_gpu_compile.csv ;;
     r50) "$PY" -m fr.train --config configs/paper/casia_r50_adaface.yaml --set name=gpu_casia_r50_adaface_on_celeba \

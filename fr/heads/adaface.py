@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from . import register_head
+from .registry import register_head
 from .base import MarginRule, ShardContext
 
 #: AdaFace's single stability constant (official ``self.eps``): cosine clamp, angle clip and ``σ + eps``.
@@ -124,6 +124,10 @@ class NormAdaptiveMargin(MarginRule):
         "t_alpha = 1.0 (no smoothing) but its config.py and training scripts use 0.01, which we take.",
         "Buffers batch_mean (init 20, about sqrt(512) for AdaFace's BatchNorm-ended backbone) and batch_std (init "
         "100) are updated only in training mode, from rows with a label; unbiased std, as torch.std.",
+        "Under torchrun (sharded Partial FC) the batch mean and std are those of the whole all-gathered batch, "
+        "identical on every rank, so that W processes follow one process on the same global batch. The official "
+        "code (PyTorch Lightning DDP) runs the head on each GPU's share of the batch, so its statistics are "
+        "those of one GPU's B/W rows (a noisier std, and per-GPU EMA updates).",
         "Defaults m = 0.4, h = 0.333, s = 64 from the official training scripts (config.py has m = 0.5, h = 0).",
     ),
     summary="Margin that moves from ArcFace (low-quality, small-norm samples) to CosFace-plus (high-quality ones) "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from . import register_head
+from .registry import register_head
 from .base import MarginRule, ShardContext, arc_target
 from .curricularface import _check_ema_weight, ema_update_, negative_fraction
 
@@ -40,6 +40,8 @@ POS_MODES = ("none", "scale", "add")
         "least one hard negative); 'add' margin m + Phi_i; 'none' plain m. Phi_i is clamped at 0 "
         "in the margin (t < 0 early in training must not shrink it below m). Target cos(theta_y + m_i) with "
         "ArcFace's th/mm fallback per row. s=64, m=0.5 as CurricularFace (assumed).",
+        "cos(theta_y + m_i) uses CurricularFace's clamped sqrt(1 - c_y^2) (see its notes): where the clamp is "
+        "active (in float32 only at c_y = 1 exactly) the target cosine is 3.2e-4 sin m_i below cos(m_i).",
         "No paper numbers were found to compare against.",
     ),
     summary="Reconstruction: CurricularFace-style hard-sample penalties driven by t + h sin(theta_y/2), on "

@@ -129,9 +129,54 @@ class MarginRule(nn.Module):
         self._stats: dict[str, float] = {}
 
     def logits(self, cos: torch.Tensor, ctx: ShardContext, norms: torch.Tensor) -> torch.Tensor:
+        """The head's scaled logits over the local classes, shape ``(B, C_local)``, in ``cos.dtype``.
+
+        Inputs: ``cos`` ``(B, C_local)``: every row of the (all-gathered) batch against the classes this rank
+        holds (the sampled ones under Partial FC), column ``ctx.local_labels[i]`` being row ``i``'s target where
+        ``ctx.has_target[i]``; ``norms`` ``(B,)``. The logits must be finite on every row, including rows
+        labelled -1 and rows whose target column is on another rank. A row's target logit is changed only
+        through ``ctx.replace_target`` or a ``ctx.onehot`` mask, which touch a row only where its target column
+        is local.
+
+        Reading the target cosine ``c_y``. There are two ways, and they differ under sharding:
+
+        * ``ctx.target(cos)``: the value at each row's target column summed over shards, so the true ``c_y`` on
+          every rank for every valid row (0 on rows labelled -1), differentiable (the gradient reaches the
+          target column on the rank that holds it); one all-reduce of ``(B,)`` per call. Always correct.
+        * the local gather ``cos.gather(1, ctx.local_labels.clamp_min(0)[:, None]).squeeze(1)``: ``c_y`` only
+          on rows with ``ctx.has_target``; on every other row (labelled -1, or target on another rank) it is
+          the cosine of local column 0, a meaningless number. It is correct only when its sole use is the
+          row's own target logit, written back through ``ctx.replace_target`` (ArcFace, ElasticFace-Arc,
+          MagFace, AdaFace), so that no row without a local target ever reads it; it needs no collective.
+
+        Anything else that depends on ``c_y`` must use ``ctx.target``: a non-target logit (the hard-negative
+        masks of CurricularFace and MV-Softmax), a cross-row operation (ElasticFace+'s ranking), a state
+        update (CurricularFace's ``t``), a statistic, or a loss term (:meth:`loss`). In one process the two
+        agree on every valid row, so only the sharded test of ``tests/heads/test_contract.py`` catches the
+        wrong one.
+
+        Other rules of the contract: sums or maxima over classes go through ``ctx`` (``sum_classes``,
+        ``logsumexp``, ``all_sum``), since a plain ``.sum(1)`` sees one shard; every rank must make the same
+        ``ctx`` collective calls in the same order (never under a rank-dependent condition, or the ranks
+        wait on each other forever); state lives in buffers, is updated only when ``self.training`` and only
+        from global quantities (``ctx.target``, ``ctx.mean_valid``), so that every rank holds the same state;
+        statistics (:meth:`stat`) likewise.
+        """
         raise NotImplementedError
 
     def loss(self, logits: torch.Tensor, cos: torch.Tensor, ctx: ShardContext, norms: torch.Tensor) -> torch.Tensor:
+        """The scalar loss of the batch from :meth:`logits`' output (default: softmax cross-entropy over all
+        classes of all shards, ``ctx.cross_entropy``).
+
+        Contract: the loss is the mean over valid rows (``ctx.mean_valid``) of a per-row loss, so a row
+        labelled -1 adds neither value nor gradient; its per-row value must still be finite (a NaN times the
+        zero weight is NaN). Every rank computes the same global loss over the all-gathered batch, with
+        cross-class pieces through ``ctx`` (``log_prob_target``, ``sum_classes``). A loss term runs on every
+        rank for every row, so it reads the target cosine with ``ctx.target(cos)``, never with the local
+        gather (see :meth:`logits`). A term whose gradient reaches the gathered embeddings or norms without
+        passing through a local cosine column (MagFace's norm regulariser) would have that gradient summed over
+        ranks: wrap it in ``ctx.count_once``. Loss components worth logging go to :meth:`stat`.
+        """
         return ctx.cross_entropy(logits)
 
     def forward(self, cos: torch.Tensor, ctx: ShardContext, norms: torch.Tensor) -> HeadOutput:

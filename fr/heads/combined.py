@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import register_head
+from .registry import register_head
 from .base import MarginRule, ShardContext, safe_acos
 
 
@@ -19,6 +19,10 @@ from .base import MarginRule, ShardContext, safe_acos
         "The MXNet formula: t = arccos(c_y); t *= m1; t += m2; body = cos(t) - m3, with autograd through "
         "arccos (exact gradient). arccos takes c_y clamped to +-(1 - 1e-7) so the gradient stays finite at "
         "c_y = +-1. Defaults s=64, (m1, m2, m3) = (1.0, 0.3, 0.2) (insightface's 'combined' config).",
+        "The clamp shifts the value where it is active (float64: theta_y within 4.5e-4 rad of 0 or pi; "
+        "float32: c_y = +-1 and the float next to it): the angle used is 4.5e-4 rad (float32: 4.9e-4) off "
+        "0 or pi, so at c_y = 1 with the defaults the target cosine is 1.3e-4 (float32: 1.4e-4) below "
+        "cos(m2) - m3. Elsewhere it equals the official value to float64 rounding.",
         "No monotonicity fallback (as MXNet): once m1 theta_y + m2 > pi (theta_y > 162.8 deg at the defaults) "
         "the target logit rises again with theta. (1, m, 0) therefore equals ArcFace(m) with th/mm only for "
         "theta_y <= pi - m.",

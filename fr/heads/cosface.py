@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import register_head
+from .registry import register_head
 from .base import MarginRule, ShardContext
 
 

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from . import register_head
+from .registry import register_head
 from .base import MarginRule, ShardContext, arc_target
 
 COEF_MODES = ("paper_values", "equation")
@@ -56,7 +56,11 @@ def _check_ema_weight(name: str, ema_weight: float) -> None:
         "the th/mm fallback; the target logit itself uses ArcFace's th/mm fallback (c_y - m sin m when "
         "c_y <= cos(pi - m)), as the official code.",
         "sqrt(1 - c_y^2) has its radicand clamped at 1e-7 (official: none, which gives NaN gradients at "
-        "c_y = +-1).",
+        "c_y = +-1). That shifts the value where the clamp is active, 1 - c_y^2 < 1e-7 (in float32 only at "
+        "c_y = +-1 exactly; in float64 within 3.2e-4 rad of theta_y = 0 or pi): cos(theta_y + m) becomes "
+        "c_y cos m - 3.2e-4 sin m, 1.5e-4 lower at m = 0.5, in the target logit at c_y = 1 (about 0.01 at "
+        "s = 64; c_y = -1 takes the th/mm branch) and in the hard-negative threshold. Elsewhere the value "
+        "equals the official one to float64 rounding.",
         "t carries no gradient; a hard negative's gradient is s (t + 2 c_j).",
     ),
     summary="ArcFace target; hard negatives become c(t + c), with t an EMA of the mean target cosine.",
@@ -116,8 +120,8 @@ def recurricular_coefficients(E: float, m: float) -> tuple[float, float]:
     official="none public",
     notes=(
         "Everything but the hard-negative coefficient follows CurricularFace's official code (t EMA with "
-        "weight 0.01 on the new batch mean, init 0, update before use; ArcFace target with th/mm; s = 64, "
-        "which the paper does not state).",
+        "weight 0.01 on the new batch mean, init 0, update before use; ArcFace target with th/mm and the "
+        "clamped sqrt(1 - c_y^2) described in CurricularFace's notes; s = 64, which the paper does not state).",
         "coef_mode='paper_values' (default) uses the paper's Sec. 4.2 numbers: N = c_j (1.1 c_j + 0.4 t). "
         "The paper's Fig. 1 supports the product form c_j * I (its boundary starts wider than ArcFace's and "
         "shrinks to it as t -> 1); the reading N = 1.1 c_j + 0.4 t does not.",

@@ -27,7 +27,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from . import register_head
+from .registry import register_head
 from .base import MarginRule, ShardContext
 
 NORM_STATS = ("ema", "batch")

@@ -11,7 +11,7 @@ import warnings
 
 import torch
 
-from . import register_head
+from .registry import register_head
 from .base import MarginRule, ShardContext, arc_target
 
 
@@ -52,7 +52,10 @@ def magface_lambda_bound(s: float = 64.0, l_a: float = 10.0, u_a: float = 110.0,
         "lambda_g = 35 from run/run.sh; the trainer's default 20 (also FaceX-Zoo's) is below the feasibility bound "
         "lambda_g >= s k u_a^2 l_a^2/(u_a^2 - l_a^2) = 22.59 that the trainer itself prints (a warning here).",
         "The official sin(theta) = sqrt(1 - c^2) has an infinite gradient at |c| = 1; we clamp the radicand at "
-        "1e-7 (fr.heads.base.safe_sin).",
+        "1e-7 (fr.heads.base.safe_sin). That shifts the value where the clamp is active, 1 - c_y^2 < 1e-7 (in "
+        "float32 only at c_y = 1 exactly; in float64 for theta_y < 3.2e-4 rad; c_y = -1 takes the easy-margin "
+        "or th/mm branch): the target cosine is c_y cos m - 3.2e-4 sin m: at c_y = 1, 3.2e-4 sin m below cos(m) "
+        "(1.4e-4 to 2.3e-4 for m in [0.45, 0.8]). Elsewhere it equals the official value to float64 rounding.",
         "The regulariser is averaged over the rows with a label (the official code: over the batch).",
     ),
     summary="Angular margin that grows with the feature norm, plus a norm regulariser, so that the norm learns "

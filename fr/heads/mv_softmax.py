@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import register_head
+from .registry import register_head
 from .base import MarginRule, ShardContext, arc_target
 from .curricularface import negative_fraction
 
@@ -81,6 +81,10 @@ class MVAMSoftmax(_MVSoftmax):
         "cos(theta_y + m) from the cos/sin expansion with no th/mm fallback (official), the radicand of "
         "sqrt(1 - c_y^2) clamped at 1e-7 (official: none, NaN gradient at c_y = +-1). With easy_margin=False "
         "the target is therefore non-monotone beyond theta_y = pi - m, as in the official code.",
+        "The clamp shifts the value where it is active, 1 - c_y^2 < 1e-7 (in float32 only at c_y = +-1 exactly; "
+        "in float64 within 3.2e-4 rad of theta_y = 0 or pi): f = c_y cos m - 3.2e-4 sin m, 3.2e-4 sin m below "
+        "cos(theta_y + m) at c_y = +-1 (1.1e-4 at m = 0.35), in the target logit and in the hard-negative "
+        "threshold. Elsewhere it equals the official value to float64 rounding.",
     ),
     summary="ArcFace target; mis-classified negatives get their logit raised to (t+1)c + t.",
 )

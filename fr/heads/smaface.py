@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import register_head
+from .registry import register_head
 from .adaface import NormAdaptiveMargin
 from .base import ShardContext
 
@@ -112,8 +112,9 @@ _TEX_SMA = (r"f(\theta_y) = s\big(\cos(\theta_y + m_{angle}) - m_{add}\big),\ m_
             r"m_{add} = m\,\widehat{\|z\|} + m")
 _NOTES = (
     "No official code: the margin is AdaFace's official implementation (clamps, EMA with 0.01 on the new batch "
-    "value, updated before use), as the paper says it 'adopts the same solution as AdaFace'; the paper's "
-    "'alpha = 0.99' is read as the weight on the running value.",
+    "value, updated before use; under sharding over the whole gathered batch, see AdaFace's notes), as the "
+    "paper says it 'adopts the same solution as AdaFace'; the paper's 'alpha = 0.99' is read as the weight on "
+    "the running value.",
     "p is the softmax probability of the true class under the margin logits (eq. 2). The weight is differentiated "
     "(detach_weight=False), as in the paper's gradient analysis (eq. 7-8); detach_weight=True is offered.",
     "Names: '*' = the |7/(7+alpha)| factor of eq. 38; 'N' = alpha < 0 (easy samples weighted up). alpha must be "

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from . import register_head
+from .registry import register_head
 from .base import MarginRule, ShardContext
 
 GRAD_MODES = ("detached", "exact")

@@ -1,9 +1,5 @@
-"""Oracles and identities for ElasticFace (Arc, Cos, Arc+, Cos+), SFace and the cosine harmonic loss.
-
-Each oracle is a naive per-sample float64 implementation written from the formulas in the papers (and, for the
-ElasticFace+ assignment, from the official code's indexing), compared with the vectorised rule by
-``oracle_utils.check_rule`` in float64 and float32.
-"""
+"""ElasticFace-Arc, -Cos and their "+" variants (fr/heads/elasticface.py): oracles with seeded margins, the "+"
+assignment (official and intended), eval mode, margin statistics."""
 from __future__ import annotations
 
 import math
@@ -14,57 +10,15 @@ import torch
 import fr
 from fr.heads import create_rule
 from fr.heads.elasticface import assign_plus_margins, rank_correlation
-from fr.heads.sface import r_inter, r_intra
-from oracle_utils import check_rule, make_ctx, random_case, softmax_ce
+from oracles import DTYPES, check_rule, make_ctx, oracle_elastic, random_case, seeded_draws
 
-DTYPES = [torch.float64, torch.float32]
+
 ELASTIC = {  # name -> (kind, plus, paper-config sigma, mean margin)
     "elastic_arc": ("arc", False, 0.05, 0.5),
     "elastic_arc_plus": ("arc", True, 0.0175, 0.5),
     "elastic_cos": ("cos", False, 0.05, 0.35),
     "elastic_cos_plus": ("cos", True, 0.02, 0.35),
 }
-
-
-# --- ElasticFace -------------------------------------------------------------------------------------
-
-def naive_plus_assignment(margins: list[float], cos_y: list[float], mode: str) -> list[float]:
-    """Per-row margin after the ElasticFace+ assignment, by plain Python sorting."""
-    sorted_m = sorted(margins)
-    by_cos_desc = sorted(range(len(cos_y)), key=lambda i: -cos_y[i])  # by_cos_desc[k]: row of k-th largest
-    if mode == "official":  # fdbtrs/ElasticFace: row i receives margin[idx[i]]
-        return [sorted_m[by_cos_desc[i]] for i in range(len(cos_y))]
-    out = [0.0] * len(cos_y)
-    for k, row in enumerate(by_cos_desc):  # the paper: k-th smallest margin to the k-th largest cos_y
-        out[row] = sorted_m[k]
-    return out
-
-
-def oracle_elastic(kind, s, cos, labels, margins, plus_mode=None, th_mm=False):
-    """Oracle for one batch: ``margins`` are the raw draws of the valid rows, in row order."""
-    valid = [i for i in range(len(labels)) if int(labels[i]) >= 0]
-    m_valid = [float(v) for v in margins]
-    if plus_mode is not None:
-        cos_y = [float(cos[i, int(labels[i])]) for i in valid]
-        m_valid = naive_plus_assignment(m_valid, cos_y, plus_mode)
-    row_margins = iter(m_valid)
-
-    def target(cy, m):
-        if kind == "cos":
-            return cy - m
-        if th_mm and cy <= math.cos(math.pi - m):
-            return cy - math.sin(math.pi - m) * m
-        return torch.cos(torch.acos(cy) + m)  # no fallback: the official ElasticFace target
-
-    def f(c, y, a):
-        m = next(row_margins)  # check_rule calls the oracle once per valid row, in row order
-        return softmax_ce(torch.stack([s * target(c[j], m) if j == y else s * c[j] for j in range(c.shape[0])]), y)
-    return f
-
-
-def seeded_draws(seed, n, mean, sigma):
-    torch.manual_seed(seed)
-    return torch.normal(mean, sigma, size=(n,)).double()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -201,106 +155,3 @@ def test_elastic_defaults_and_errors():
         create_rule("elastic_arc_plus", plus_mode="sorted")
     with pytest.raises(TypeError, match="known parameters"):
         create_rule("elastic_arc", plus_mode="intended")  # only the "+" variants have an assignment
-
-
-# --- SFace ---------------------------------------------------------------------------------------------
-
-def oracle_sface(s, k, a, b):
-    def r_in(theta):
-        return s / (1.0 + math.exp(-k * (theta - a)))
-
-    def r_out(theta):
-        return s / (1.0 + math.exp(k * (theta - b)))
-
-    def f(c, y, norm):
-        loss = -r_in(math.acos(float(c[y].detach()))) * c[y]  # the re-scales are constants: [.]_sg
-        for j in range(c.shape[0]):
-            if j != y:
-                loss = loss + r_out(math.acos(float(c[j].detach()))) * c[j]
-        return loss
-    return f
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("params", [{}, dict(a=0.87, b=1.2), dict(s=32.0, k=20.0, a=1.0, b=1.4)])
-def test_sface_oracle(dtype, params):
-    p = dict(s=64.0, k=80.0, a=0.8, b=1.23) | params
-    # cosines spanning the angles where both sigmoids switch (theta in [0.6, 1.5])
-    cos, labels, norms = random_case(batch=8, classes=9, seed=12, lo=0.07, hi=0.83)
-    labels[2] = -1
-    check_rule(create_rule("sface", **params), oracle_sface(**p), cos, labels, norms, dtype=dtype)
-    cos, labels, norms = random_case(batch=8, classes=9, seed=13, lo=-1.0, hi=1.0)
-    check_rule(create_rule("sface", **params), oracle_sface(**p), cos, labels, norms, dtype=dtype)
-
-
-def test_sface_angle_gradients_are_the_rescaled_sines():
-    """dL/dtheta_y = r_intra(theta_y) sin theta_y and dL/dtheta_j = -r_inter(theta_j) sin theta_j (per row)."""
-    g = torch.Generator().manual_seed(14)
-    theta = (0.3 + 1.4 * torch.rand(5, 6, generator=g, dtype=torch.float64)).requires_grad_(True)
-    labels = torch.tensor([0, 3, 5, 1, 1])
-    rule = create_rule("sface")
-    loss = rule(torch.cos(theta), make_ctx(labels), torch.ones(5, dtype=torch.float64)).loss
-    grad, = torch.autograd.grad(loss * 5, theta)  # undo the mean over rows
-    th = theta.detach()
-    onehot = torch.nn.functional.one_hot(labels, 6).bool()
-    want = torch.where(onehot, r_intra(th, 64.0, 80.0, 0.8) * torch.sin(th),
-                       -r_inter(th, 64.0, 80.0, 1.23) * torch.sin(th))
-    torch.testing.assert_close(grad, want)
-
-
-def test_sface_rescale_check_values():
-    t = torch.tensor([0.8, 0.75, 0.85], dtype=torch.float64)
-    torch.testing.assert_close(r_intra(t, 64.0, 80.0, 0.8), torch.tensor([32.0, 1.1512, 62.8488], dtype=torch.float64),
-                               atol=1e-4, rtol=0)
-    torch.testing.assert_close(r_inter(t + 0.43, 64.0, 80.0, 1.23),
-                               torch.tensor([32.0, 62.8488, 1.1512], dtype=torch.float64), atol=1e-4, rtol=0)
-
-
-def test_sface_logits_stats_and_init():
-    cos, labels, norms = random_case(seed=15, lo=0.05, hi=0.95)  # positive cosines: the pull term is negative
-    out = create_rule("sface")(cos, make_ctx(labels), norms)
-    torch.testing.assert_close(out.logits, 64.0 * cos)
-    assert out.stats["intra"] + out.stats["inter"] == pytest.approx(float(out.loss))
-    assert out.stats["intra"] < 0 and out.stats["cos_y"] == pytest.approx(float(cos.gather(1, labels[:, None]).mean()))
-    assert fr.heads.head_info("sface")["default_init"] == "xavier"
-    assert fr.heads.head_defaults("sface") == dict(s=64.0, k=80.0, a=0.8, b=1.23)
-
-
-# --- harmonic ------------------------------------------------------------------------------------------
-
-def oracle_harmonic(n, eps, scale=1.0):
-    """HarMax of the (scaled, min-normalised as in the repository) cosine distances, then -log p_y."""
-    def f(c, y, norm):
-        d = [scale * (1.0 - c[j] + eps) for j in range(c.shape[0])]
-        dmin = min(float(v.detach()) for v in d)
-        w = [(v / dmin) ** (-n) for v in d]
-        return -torch.log(w[y] / sum(w))
-    return f
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [1.0, 3.5])
-def test_harmonic_oracle(dtype, n):
-    cos, labels, norms = random_case(seed=16, lo=-0.99, hi=0.99)
-    check_rule(create_rule("harmonic", n=n), oracle_harmonic(n, 1e-4), cos, labels, norms, dtype=dtype)
-
-
-@pytest.mark.parametrize("scale", [1e-3, 0.5, 7.0, 1e3])
-def test_harmonic_is_scale_invariant(scale):
-    """Scaling every distance by one constant (the repository's d / min d, for instance) leaves the loss."""
-    cos, labels, norms = random_case(seed=17)
-    check_rule(create_rule("harmonic"), oracle_harmonic(1.0, 1e-4, scale), cos, labels, norms)
-
-
-def test_harmonic_at_unit_cosine_and_predictions():
-    cos = torch.tensor([[1.0, 0.2, -1.0], [0.3, 0.9, 0.95]], dtype=torch.float64, requires_grad=True)
-    rule = create_rule("harmonic", n=2.0)
-    logits = rule(cos, make_ctx(torch.tensor([0, 1])), torch.ones(2)).logits
-    torch.testing.assert_close(logits[0, 0], torch.tensor(-2.0 * math.log(1e-4), dtype=torch.float64))
-    grad, = torch.autograd.grad(logits[0, 0], cos)
-    assert float(grad[0, 0]) == pytest.approx(2.0 / 1e-4)  # n / (1 - c + eps) at c = 1
-    assert logits.argmax(1).tolist() == cos.argmax(1).tolist()  # HarMax predicts the nearest centre
-    with pytest.raises(ValueError, match="n must be > 0"):
-        create_rule("harmonic", n=0.0)
-    with pytest.raises(ValueError, match="eps"):
-        create_rule("harmonic", eps=0.0)

@@ -7,17 +7,15 @@ and give the same loss and gradients when its class centres are sharded over pro
 """
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fr
-from fr.heads import HEADS, create_rule, head_info
+from fr.heads import create_rule, head_info
 from fr.heads.base import ShardContext
+from sharding import run_on_ranks
 
 HEAD_NAMES = fr.list_heads()
 
@@ -37,7 +35,7 @@ def _inputs(seed, batch=8, classes=12, dim=16, dtype=torch.float32):
     return emb, labels
 
 
-def test_registry_has_every_head_of_the_issue():
+def test_registry_has_every_replicated_head():
     required = {"softmax", "sphereface", "cosface", "arcface", "combined", "curricularface", "mv_am", "mv_arc",
                 "adaface", "magface", "elastic_arc", "elastic_cos", "elastic_arc_plus", "elastic_cos_plus", "sface",
                 "sm_cosface", "smaface", "smaface_star", "nsmaface_star", "recurricularface", "adasin", "lh2face",
@@ -201,42 +199,48 @@ def test_float32_agrees_with_float64(name):
 
 # --- sharded Partial FC: 2 gloo processes versus 1 -----------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _sharded_case(name, **overrides):
+    """A float64 head, the full (13, 16) centre matrix and an 8-row batch (row 3 ignored), all seeded."""
+    torch.manual_seed(0)
+    full_w = torch.randn(13, 16, dtype=torch.float64) * 0.01
+    head = fr.create_head(name, num_classes=13, embedding_size=16, **overrides).double().train()
+    g = torch.Generator().manual_seed(5)
+    emb = torch.randn(8, 16, generator=g, dtype=torch.float64) * 10
+    labels = torch.randint(0, 13, (8,), generator=g)
+    labels[3] = -1
+    return head, full_w, emb, labels
 
 
-def _shard_worker(rank, world, port, names, out_dir):
-    import torch.distributed as dist
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        results = {}
-        for name in names:
-            torch.manual_seed(0)
-            full_w = torch.randn(13, 16, dtype=torch.float64) * 0.01
-            head = fr.create_head(name, num_classes=13, embedding_size=16).double().train()
-            c = head.classifier
-            with torch.no_grad():
-                c.weight.copy_(full_w[c.class_start:c.class_start + c.num_local])
-            g = torch.Generator().manual_seed(5)
-            emb = torch.randn(8, 16, generator=g, dtype=torch.float64) * 10
-            labels = torch.randint(0, 13, (8,), generator=g)
-            labels[3] = -1
-            mine = slice(rank * 4, rank * 4 + 4)
-            local_emb = emb[mine].clone().requires_grad_(True)
+def _sharded_steps(rank, names, overrides, steps):
+    """On one rank of 2: each head on its shard of the centres and its 4 rows of the batch, ``steps`` steps."""
+    results = {}
+    for name in names:
+        head, full_w, emb, labels = _sharded_case(name, **overrides.get(name, {}))
+        c = head.classifier
+        with torch.no_grad():
+            c.weight.copy_(full_w[c.class_start:c.class_start + c.num_local])
+        mine = slice(rank * 4, rank * 4 + 4)
+        local_emb = emb[mine].clone().requires_grad_(True)
+        for _ in range(steps):
             torch.manual_seed(1)
             out = head(local_emb, labels[mine])
             out.loss.backward()
-            buffers = {k: v.clone() for k, v in head.rule.state_dict().items()}
-            results[name] = dict(loss=out.loss.detach(), emb_grad=local_emb.grad.clone(),
-                                 w_grad=c.weight.grad.clone(), start=c.class_start, buffers=buffers)
-        torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
+        results[name] = dict(loss=out.loss.detach(), emb_grad=local_emb.grad.clone(), w_grad=c.weight.grad.clone(),
+                             start=c.class_start, stats=out.stats,
+                             buffers={k: v.clone() for k, v in head.rule.state_dict().items()})
+    return results
+
+
+def _one_process(name, overrides, steps):
+    head, full_w, emb, labels = _sharded_case(name, **overrides.get(name, {}))
+    with torch.no_grad():
+        head.classifier.weight.copy_(full_w)
+    emb.requires_grad_(True)
+    for _ in range(steps):
+        torch.manual_seed(1)
+        out = head(emb, labels)
+        out.loss.backward()
+    return head, emb, out
 
 
 def test_sharded_partial_fc_matches_one_process(tmp_path):
@@ -245,24 +249,10 @@ def test_sharded_partial_fc_matches_one_process(tmp_path):
     (The all-gather's backward multiplies by the world size to cancel DDP's averaging of backbone
     gradients, so a rank's embedding gradient is world_size times its share of the one-process one.)
     Run in float64 so that the comparison can be tight: a float32 run differs only by summation order."""
-    import torch.multiprocessing as mp
-
     names = HEAD_NAMES
-    mp.spawn(_shard_worker, args=(2, _free_port(), names, str(tmp_path)), nprocs=2, join=True)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    ranks = run_on_ranks(_sharded_steps, (names, {}, 1), world_size=2, out_dir=tmp_path)
     for name in names:
-        torch.manual_seed(0)
-        full_w = torch.randn(13, 16, dtype=torch.float64) * 0.01
-        head = fr.create_head(name, num_classes=13, embedding_size=16).double().train()
-        with torch.no_grad():
-            head.classifier.weight.copy_(full_w)
-        g = torch.Generator().manual_seed(5)
-        emb = (torch.randn(8, 16, generator=g, dtype=torch.float64) * 10).requires_grad_(True)
-        labels = torch.randint(0, 13, (8,), generator=g)
-        labels[3] = -1
-        torch.manual_seed(1)
-        out = head(emb, labels)
-        out.loss.backward()
+        head, emb, out = _one_process(name, {}, 1)
         for r, res in enumerate(ranks):
             got = res[name]
             torch.testing.assert_close(got["loss"], out.loss.detach(), rtol=1e-9, atol=1e-9,
@@ -275,3 +265,28 @@ def test_sharded_partial_fc_matches_one_process(tmp_path):
                                        msg=lambda m: f"{name}: sharded centre gradient differs: {m}")
             for k, v in head.rule.state_dict().items():
                 torch.testing.assert_close(got["buffers"][k], v, msg=lambda m: f"{name}: buffer {k} differs: {m}")
+
+
+SHARD_HEADS = ("sphereface", "sphereface_r", "combined", "curricularface", "recurricularface", "mv_am", "mv_arc",
+               "adasin")
+SHARD_OVERRIDES = {"combined": {"interclass_filtering_threshold": 0.2}}
+
+
+@pytest.mark.slow
+def test_sharded_float64_two_steps_match_one_process(tmp_path):
+    """Tighter than the registry-wide test above: float64, two steps (so the EMA/counter state is used
+    after an update), statistics included; the two ranks must agree with one process to 1e-10."""
+    ranks = run_on_ranks(_sharded_steps, (SHARD_HEADS, SHARD_OVERRIDES, 2), world_size=2, out_dir=tmp_path)
+    tol = dict(rtol=1e-10, atol=1e-10)
+    for name in SHARD_HEADS:
+        head, emb, out = _one_process(name, SHARD_OVERRIDES, 2)
+        for r, got in enumerate(ranks):
+            got = got[name]
+            n = got["w_grad"].shape[0]
+            torch.testing.assert_close(got["loss"], out.loss.detach(), **tol)
+            torch.testing.assert_close(got["emb_grad"] / 2, emb.grad[r * 4:r * 4 + 4], **tol)
+            torch.testing.assert_close(got["w_grad"], head.classifier.weight.grad[got["start"]:got["start"] + n],
+                                       **tol)
+            for k, v in head.rule.state_dict().items():
+                torch.testing.assert_close(got["buffers"][k], v, **tol)
+            assert got["stats"] == pytest.approx(out.stats, rel=1e-9, abs=1e-12), name
