@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from .paths import repo_root
+from .registry import check_known
 
 #: fields marked ``metadata={"hash": False}`` do not change what a run computes (logging cadence, progress
 #: bars, loader workers); they are left out of :func:`config_hash`.
@@ -217,6 +218,8 @@ class ExperimentCfg:
     runtime: RuntimeCfg = field(default_factory=RuntimeCfg)
 
 
+#: The allowed values of every enumerated field, declared once: :func:`validate` checks configs against them and
+#: the builders (``fr.engine.optim``, ``fr.engine.schedule``) check their arguments with :func:`check_choice`.
 CHOICES = {
     "optim.name": ("sgd",),
     "optim.no_decay": ("norm_bias_prelu", "bn", "none"),
@@ -230,6 +233,14 @@ CHOICES = {
 
 class ConfigError(ValueError):
     """A bad configuration; the message names the key and the file or override it came from."""
+
+
+def check_choice(key: str, value: Any, where: str | None = None) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``CHOICES[key]``; ``where`` names its source."""
+    choices = CHOICES[key]
+    if value not in choices:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}"
+                          + (f" (set in {where})" if where else ""))
 
 
 # --- loading --------------------------------------------------------------------------------------------
@@ -396,13 +407,9 @@ def _where(origin: Mapping[str, str], key: str) -> str:
 def _build(cls: type, tree: Mapping[str, Any], origin: Mapping[str, str], prefix: str):
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for k, v in tree.items():
-        key = f"{prefix}{k}"
-        if k not in fields:
-            raise ConfigError(f"unknown key {key!r} in {_where(origin, key)}; "
-                              f"known keys{' in ' + repr(prefix[:-1]) if prefix else ''}: {', '.join(fields)}")
-        kwargs[k] = _coerce(hints[k], v, key, origin)
+    check_known(tree, fields, owner=f"config section {prefix[:-1]!r}" if prefix else "config", noun="key",
+                error=ConfigError, source=lambda k: _where(origin, f"{prefix}{k}"))
+    kwargs = {k: _coerce(hints[k], v, f"{prefix}{k}", origin) for k, v in tree.items()}
     return cls(**kwargs)
 
 
@@ -477,11 +484,9 @@ def validate(cfg: ExperimentCfg, origin: Mapping[str, str] | None = None) -> Exp
     def err(key: str, msg: str) -> ConfigError:
         return ConfigError(f"{key}: {msg} (set in {_where(origin, key)})")
 
-    for key, choices in CHOICES.items():
+    for key in CHOICES:
         sec, name = key.split(".")
-        val = getattr(getattr(cfg, sec), name)
-        if val not in choices:
-            raise err(key, f"{val!r} is not one of {', '.join(choices)}")
+        check_choice(key, getattr(getattr(cfg, sec), name), _where(origin, key))
     d, o, s, e, h = cfg.data, cfg.optim, cfg.schedule, cfg.eval, cfg.head
     for key, val in [("data.batch_size", d.batch_size), ("data.synthetic_classes", d.synthetic_classes),
                      ("data.synthetic_per_class", d.synthetic_per_class), ("eval.batch_size", e.batch_size),
@@ -521,10 +526,9 @@ def validate(cfg: ExperimentCfg, origin: Mapping[str, str] | None = None) -> Exp
     if h.name not in HEADS:
         raise err("head.name", f"unknown head {h.name!r}; known heads: {', '.join(HEADS.names())}")
     defaults = head_defaults(h.name)
-    unknown = sorted(set(h.params) - set(defaults))
-    if unknown:
-        raise err(f"head.params.{unknown[0]}", f"head {h.name!r} has no parameter(s) {unknown}; "
-                                 f"known: {', '.join(sorted(defaults)) or '(none)'}")
+    check_known(h.params, sorted(defaults), owner=f"head {h.name!r}",
+                error=lambda msg: ConfigError(f"head.params: {msg}"),
+                source=lambda k: _where(origin, f"head.params.{k}"))
     params = {}
     for k, v in h.params.items():
         dv = defaults[k]
@@ -639,5 +643,6 @@ def derive(cfg: ExperimentCfg, world_size: int = 1, num_images: int | None = Non
 
 
 __all__ = ["AugmentCfg", "DataCfg", "BackboneCfg", "HeadCfg", "OptimCfg", "ScheduleCfg", "EvalCfg", "RuntimeCfg",
-           "ExperimentCfg", "Derived", "ConfigError", "load_config", "from_dict", "parse_override", "validate",
-           "to_dict", "dump_yaml", "config_hash", "derive", "num_train_images", "configs_root"]
+           "ExperimentCfg", "Derived", "ConfigError", "CHOICES", "check_choice", "load_config", "from_dict",
+           "parse_override", "validate", "to_dict", "dump_yaml", "config_hash", "derive", "num_train_images",
+           "configs_root"]

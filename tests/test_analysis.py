@@ -1,4 +1,4 @@
-"""Check values of ``heads.md`` §4 (analytic figures) and smoke tests of the plotting functions."""
+"""Check values of the analytic figures (fr.analysis) and smoke tests of the plotting functions."""
 import io
 import math
 
@@ -12,6 +12,11 @@ import torch
 from matplotlib.figure import Figure
 
 from fr.analysis import adaface, elastic, harmonic, magface, recurricular, sface, smaface, sphereface
+from fr.heads import create_rule
+from fr.heads.base import ShardContext
+from fr.heads.magface import magface_lambda_bound
+from fr.heads.sface import r_intra
+from oracle_utils import make_ctx
 
 
 def close(actual, expected, tol):
@@ -168,7 +173,7 @@ def test_eq2_values_and_coefficients():
           (55.71, 55.25, 55.06), 6e-3)
     close(e(10572, 128, degrees=True), 50.89, 6e-3)
     close(recurricular.recurricular_coefficients(80.0), (1.1096, 0.5232), 5e-5)
-    # heads.md lists 1.0286 / 0.5623 for E = 55.71 deg; the exact value is 1.02855 (a rounding of the 5th digit)
+    # 1.0286 / 0.5623 for E = 55.71 deg, rounded; the exact value of a is 1.02855 (a rounding of the 5th digit)
     close(recurricular.recurricular_coefficients(55.71), (1.0286, 0.5623), 1e-4)
     close(recurricular.eq4_alpha_exact(80.0), -0.064, 5e-4)
     with pytest.raises(ValueError, match="n >= 2"):
@@ -271,6 +276,67 @@ def test_harmonic_probabilities():
     close(harmonic.harmonic_prob(np.array([0.0]), n=4, num_classes=10), (0.1,), 1e-12)
     close(harmonic.harmonic_prob(np.array([0.5]), n=1, eps=0.0), (2 / 3,), 1e-12)
     close(harmonic.softmax_prob(np.array([0.0]), num_classes=2), (0.5,), 1e-12)
+
+
+# ----------------------------------------------------------------------------------------------
+# The figures are the heads': analysis values against the registered rules' forward and gradient
+# ----------------------------------------------------------------------------------------------
+def _two_class(c, other=0.0):
+    """One row per target cosine ``c``: cosines ``[c, other]``, label 0 (the analyses' two-class toy)."""
+    c = torch.as_tensor(np.asarray(c, dtype=float))
+    cos = torch.stack([c, torch.full_like(c, other)], 1)
+    return cos, make_ctx(torch.zeros(len(c), dtype=torch.long))
+
+
+@pytest.mark.parametrize("method, head", [("smaface*", "smaface_star"), ("nsmaface*", "nsmaface_star"),
+                                          ("sm-cosface", "sm_cosface"), ("smaface", "smaface")])
+@pytest.mark.parametrize("q", [-0.7, 0.0, 0.5])
+def test_smaface_figures_are_the_heads_logit_and_gradient(method, head, q):
+    """f̃ is the registered head's target logit / s and st its per-row gradient, dL/dc_y = s (p - 1) st (eq. 7),
+    with the head's default alpha, p0 and s (two classes, the competitor at cosine 0, i.e. c_n = 0, K = 1)."""
+    c = np.linspace(0.2, 0.7, 11)
+    rule = create_rule(head).double().eval()
+    cos, ctx = _two_class(c)
+    cos.requires_grad_(True)
+    logits = rule.margin_logits(cos, ctx, torch.full((len(c),), q, dtype=torch.float64))
+    loss = rule.loss(logits, cos, ctx, torch.ones(len(c), dtype=torch.float64))
+    (grad,) = torch.autograd.grad(loss, cos)
+    p = torch.softmax(logits.detach(), 1)[:, 0].numpy()
+    r = smaface.scaling_term(method, c, q)
+    close(r.f_tilde, logits.detach()[:, 0].numpy() / rule.s, 1e-12)
+    close(r.p, p, 1e-12)
+    np.testing.assert_allclose(rule.s * (p - 1) * r.st, grad[:, 0].numpy() * len(c), rtol=1e-9, atol=1e-12)
+
+
+def test_magface_objective_is_the_heads_loss():
+    c, a = np.linspace(-0.3, 0.9, 9), np.linspace(12.0, 105.0, 9)
+    rule = create_rule("magface").double().eval()
+    cos, ctx = _two_class(c)
+    for i in range(len(c)):
+        row = ShardContext(ctx.labels[i:i + 1], ctx.local_labels[i:i + 1])
+        norms = torch.tensor([a[i]], dtype=torch.float64)
+        loss = rule(cos[i:i + 1], row, norms).loss
+        # the head's lambda_g, s and easy margin
+        np.testing.assert_allclose(magface.objective(a[i], c[i]), float(loss), rtol=1e-12)
+    close(magface.lambda_bound(), magface_lambda_bound(), 0)
+
+
+def test_other_analyses_are_the_heads():
+    c = np.linspace(-0.9, 0.95, 9)
+    cos, ctx = _two_class(c, other=0.2)
+    for n in (1.0, 4.0):
+        out = create_rule("harmonic", n=n).double()(cos, ctx, torch.ones(len(c), dtype=torch.float64))
+        p = torch.softmax(out.logits, 1)[:, 0].numpy()
+        close(harmonic.harmonic_prob(c, n=n, c_other=0.2), p, 1e-12)
+    rule = create_rule("sphereface")
+    its = np.array([0, 1, 10, 1658, 1659, 5000])
+    close(sphereface.lambda_schedule(its), rule.lambda_at(torch.as_tensor(its)).numpy(), 0)
+    rec = create_rule("recurricularface").double()
+    t = torch.tensor(0.3, dtype=torch.float64)
+    close(recurricular.negative_N(c, 0.3), rec.negative_logit(torch.as_tensor(c), t).numpy(), 0)
+    sf = create_rule("sface")
+    th = np.linspace(0.1, 3.0, 7)
+    close(sface.r_intra(th), r_intra(torch.as_tensor(th), sf.s, sf.k, sf.a).numpy(), 0)
 
 
 # ----------------------------------------------------------------------------------------------

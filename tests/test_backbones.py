@@ -284,8 +284,10 @@ def test_channels_last_equivalence(name):
 def test_registry_errors():
     with pytest.raises(KeyError, match="unknown backbone 'resnet50'.*iresnet50"):
         create_backbone("resnet50")
-    with pytest.raises(TypeError, match=r"unknown parameter\(s\) \['layers'\]"):
+    with pytest.raises(TypeError, match=r"backbone 'iresnet50' got unknown parameter\(s\) \['layers'\]; known"):
         create_backbone("iresnet50", layers=(1, 1, 1, 1))
+    with pytest.raises(TypeError, match=r"\['layer'\] \(did you mean 'layers'\?\); known parameters: .*layers"):
+        create_backbone("iresnet", layer=(1, 1, 1, 1))
     with pytest.raises(TypeError, match=r"needs parameter\(s\) \['layers'\]"):
         create_backbone("iresnet")
     with pytest.raises(ValueError, match="4 stages"):

@@ -5,11 +5,14 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
-from fr.config import (ConfigError, ExperimentCfg, config_hash, derive, dump_yaml, from_dict, load_config,
-                       num_train_images, parse_override, to_dict)
+from fr.config import (CHOICES, ConfigError, ExperimentCfg, OptimCfg, config_hash, derive, dump_yaml, from_dict,
+                       load_config, num_train_images, parse_override, to_dict)
 from fr.engine.schedule import LRFactor, lr_factor
+from fr.heads import create_head
+from fr.registry import check_known
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -65,22 +68,26 @@ def test_integer_head_parameter_is_normalised_to_the_default_type(tree):
 
 def test_unknown_key_names_the_key_and_the_file(tree, tmp_path):
     bad = write(tmp_path / "bad.yaml", {"inherit": [str(tree["exp"])], "optim": {"learning_rate": 0.1}})
-    with pytest.raises(ConfigError, match=r"optim\.learning_rate.*bad\.yaml"):
+    with pytest.raises(ConfigError,
+                       match=r"section 'optim' got unknown key\(s\) \['learning_rate'\] \(set in .*bad\.yaml\)"):
         load_config(bad)
-    with pytest.raises(ConfigError, match=r"unknown key 'datta'.*base[/\\]data\.yaml"):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['datta'\] \(set in .*base[/\\]data\.yaml, "
+                                         r"did you mean 'data'\?\); known keys: name, paper"):
         write(tree["base"], {"datta": {"batch_size": 1}})
         load_config(tree["exp"])
 
 
 def test_unknown_override_key_names_the_override(tree):
-    with pytest.raises(ConfigError, match=r"schedule\.epoch'.*override 'schedule\.epoch=3'"):
+    with pytest.raises(ConfigError, match=r"'schedule' got unknown key\(s\) \['epoch'\] "
+                                         r"\(set in override 'schedule\.epoch=3', did you mean 'epochs'\?\)"):
         load_config(tree["exp"], ["schedule.epoch=3"])
 
 
 def test_bad_values_are_errors_naming_key_and_source(tree):
     with pytest.raises(ConfigError, match=r"data\.batch_size = 'many'.*override"):
         load_config(tree["exp"], {"data.batch_size": "many"})
-    with pytest.raises(ConfigError, match=r"head\.params\.q: .*no parameter.*'q'.*override 'head\.params\.q'"):
+    with pytest.raises(ConfigError, match=r"head\.params: head 'arcface' got unknown parameter\(s\) \['q'\] "
+                                         r"\(set in override 'head\.params\.q'\)"):
         load_config(tree["exp"], {"head.params.q": 1})
     with pytest.raises(ConfigError, match=r"head\.name.*unknown head 'arcfase'"):
         load_config(tree["exp"], ["head.name=arcfase"])
@@ -92,7 +99,8 @@ def test_bad_values_are_errors_naming_key_and_source(tree):
 
 def test_unknown_head_parameter_in_file_names_the_file(tmp_path):
     bad = write(tmp_path / "h.yaml", {"head": {"name": "cosface", "params": {"margin": 0.3}}})
-    with pytest.raises(ConfigError, match=r"no parameter\(s\) \['margin'\].*h\.yaml"):
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['margin'\] \(set in .*h\.yaml\); "
+                                         r"known parameters: m, s"):
         load_config(bad)
 
 
@@ -142,6 +150,33 @@ def test_derive_does_not_touch_the_config(tree):
     with pytest.raises(ConfigError, match="larger than the training set"):
         derive(cfg, 1, num_images=10)
     assert num_train_images(cfg) == 10 * 8
+
+
+def test_builders_check_the_choices_declared_in_the_config():
+    from fr.engine.optim import EXEMPT, build_optimizer, param_groups
+
+    assert sorted(EXEMPT) == sorted(CHOICES["optim.no_decay"])  # every declared rule is implemented
+    for kind in CHOICES["schedule.kind"]:
+        assert LRFactor(kind, total_steps=10)(0) >= 0.0
+    with pytest.raises(ConfigError, match=r"schedule\.kind: 'cosine' is not one of multistep, poly$"):
+        LRFactor("cosine", total_steps=10)
+    net = torch.nn.Linear(2, 2)
+    head = create_head("cosface", num_classes=3, embedding_size=2)
+    with pytest.raises(ConfigError, match=r"optim\.no_decay: 'all' is not one of norm_bias_prelu, bn, none$"):
+        param_groups(net, head, OptimCfg(no_decay="all"))
+    with pytest.raises(ConfigError, match=r"optim\.name: 'adamw' is not one of sgd$"):
+        build_optimizer(net, head, OptimCfg(name="adamw"), lr=0.1)
+
+
+def test_unknown_names_share_one_message():
+    with pytest.raises(ValueError, match=r"^section got unknown key\(s\) \['bacth', 'zzz'\] \('bacth': set in "
+                                         r"a\.yaml, did you mean 'batch'\?; 'zzz': set in a\.yaml\); "
+                                         r"known keys: batch, epochs$"):
+        check_known({"bacth": 1, "zzz": 2, "epochs": 3}, ["batch", "epochs"], owner="section", noun="key",
+                    error=ValueError, source=lambda k: "a.yaml")
+    check_known({"batch": 1}, ["batch", "epochs"], owner="section")  # known names pass
+    with pytest.raises(TypeError, match=r"^f got unknown parameter\(s\) \['x'\]; known parameters: \(none\)$"):
+        check_known(["x"], [], owner="f")
 
 
 def test_lr_factors_follow_the_papers_schedules():

@@ -1,7 +1,10 @@
-"""Analytic figures and check values that need no training (``heads.md`` §4).
+"""Analytic figures and check values that need no training.
 
-Pure functions over numpy arrays (torch CPU tensors convert with ``np.asarray``) plus plotting
-functions that return a :class:`matplotlib.figure.Figure` for the book:
+Functions over numpy arrays plus plotting functions that return a :class:`matplotlib.figure.Figure` for the
+book. A formula that a head implements is never restated here: the analysis calls the head's own function on
+float64 tensors (converting at its boundary, :mod:`fr.analysis._tensor`) and reads the head's defaults from the
+registry (:func:`fr.heads.head_defaults`), so a figure cannot drift from the head that is trained.
+
 
 * :mod:`fr.analysis.smaface` — SMAFace mining weights, scaling terms, heatmaps (Figures 2–12);
 * :mod:`fr.analysis.recurricular` — ReCurricularFace Figure 1 crossings, eq. 2 (with a Monte-Carlo check), eq. 3–6;

@@ -1,12 +1,12 @@
 """AdaFace analysis: the quality-adaptive margin map (no training).
 
 Source: AdaFace (Kim et al., CVPR 2022) eq. 10/11 and the official code (mk-minchul/AdaFace ``head.py``).
-Reference: ``heads.md`` §2.8, §4.6.
 
 ``ẑ = clip((a − μ)/(σ + ε) · h, −1, 1)``, ``g_angle = −m ẑ``, ``g_add = m ẑ + m``; target logit
 ``s (cos(θ_y + g_angle) − g_add)``. ẑ = −1 → ArcFace(m), ẑ = 0 → CosFace(m), ẑ = +1 → angular ``−m`` plus
 additive ``2m``. With h = 0.333 a norm within 3 standard deviations (99.7% of a Gaussian batch) is not
-clipped.
+clipped. The formulas are the AdaFace head's functions (:mod:`fr.heads.adaface`) on float64 tensors and the
+defaults its registered ones.
 """
 from __future__ import annotations
 
@@ -14,28 +14,33 @@ import math
 
 import numpy as np
 
+from ..heads import head_defaults
+from ..heads.adaface import NORM_CLIP, adaface_margins, adaface_norm_score, adaface_target
 from ._plot import heatmap, new_figure
+from ._tensor import array, tensor
+
+_ADA = head_defaults("adaface")
 
 
-def margins(z_hat, m: float = 0.4):
-    """``(g_angle, g_add) = (−m ẑ, m (1 + ẑ))`` (AdaFace eq. 10/11)."""
-    z_hat = np.asarray(z_hat, dtype=float)
-    return -m * z_hat, m * (1.0 + z_hat)
+def margins(z_hat, m: float = _ADA["m"]):
+    """``(g_angle, g_add) = (−m ẑ, m (1 + ẑ))`` (AdaFace eq. 10/11; :func:`fr.heads.adaface.adaface_margins`)."""
+    g_angle, g_add = adaface_margins(tensor(z_hat), m)
+    return array(g_angle), array(g_add)
 
 
-def z_hat(norms, mu: float, sigma: float, *, h: float = 0.333, eps: float = 1e-3):
-    """``ẑ = clip((a − μ)/(σ + eps) · h, −1, 1)`` as in the official code (eps = 1e-3)."""
-    return np.clip((np.asarray(norms, dtype=float) - mu) / (sigma + eps) * h, -1.0, 1.0)
+def z_hat(norms, mu: float, sigma: float, *, h: float = _ADA["h"]):
+    """``ẑ = clip((a − μ)/(σ + 1e−3) · h, −1, 1)`` with ``a`` the norm clipped to ``[0.001, 100]``, as the head
+    computes it from its running statistics ``μ``, ``σ`` (:func:`fr.heads.adaface.adaface_norm_score`)."""
+    return array(adaface_norm_score(tensor(norms).clamp(*NORM_CLIP), mu, sigma, h))
 
 
-def target_logit(c, z_hat, *, m: float = 0.4, eps: float = 1e-3):
-    """Target logit ÷ s: ``cos(clip(arccos c + g_angle, eps, π − eps)) − g_add`` (official clip)."""
-    g_angle, g_add = margins(z_hat, m)
-    theta = np.arccos(np.clip(np.asarray(c, dtype=float), -1 + eps, 1 - eps))
-    return np.cos(np.clip(theta + g_angle, eps, math.pi - eps)) - g_add
+def target_logit(c, z_hat, *, m: float = _ADA["m"]):
+    """Target logit ÷ s: ``cos(clip(arccos c + g_angle, eps, π − eps)) − g_add`` with the official guards
+    (:func:`fr.heads.adaface.adaface_target`)."""
+    return array(adaface_target(tensor(c), tensor(z_hat), m))
 
 
-def unclipped_fraction(h: float = 0.333) -> float:
+def unclipped_fraction(h: float = _ADA["h"]) -> float:
     """Fraction of a standard-normal batch with ``|z · h| < 1`` (not clipped): ``erf(1/(h√2))``.
     h = 0.333 → ``P(|z| < 3.003) = 0.9973`` (the "99.7%" of the paper)."""
     if h <= 0:
@@ -43,7 +48,7 @@ def unclipped_fraction(h: float = 0.333) -> float:
     return math.erf(1.0 / (h * math.sqrt(2.0)))
 
 
-def plot_margin_map(*, m: float = 0.4, n: int = 201):
+def plot_margin_map(*, m: float = _ADA["m"], n: int = 201):
     """Left: ``g_angle`` and ``g_add`` versus ẑ. Middle: target logit versus θ_y for ẑ ∈ {−1, 0, 1}
     (ArcFace / CosFace / high-quality limit) against the plain cosine. Right: the margin's effect
     ``cos θ_y − f̃`` over (θ_y, ẑ)."""

@@ -1,38 +1,53 @@
 """ElasticFace analysis: margin distributions, decision boundaries and the "+" assignment.
 
 Source: ElasticFace (Boutros et al., CVPRW 2022) and the official code (fdbtrs/ElasticFace
-``utils/losses.py``, ``config/config.py``). Reference: ``heads.md`` §2.10, §4.4.
+``utils/losses.py``, ``config/config.py``).
 
 Margins are drawn per sample per step, ``m_i ~ N(μ, σ²)``. In the "+" variants the intended rule gives
 smaller margins to samples closer to their centre: the k-th largest ``c_y`` receives the k-th smallest
 margin. The official code instead writes ``margin_sorted[idx]`` with ``idx = argsort(c_y, descending)``,
 i.e. row ``i`` receives the ``idx[i]``-th smallest margin — the intended assignment only when ``idx`` is
 an involution; in general it is unrelated to sample ``i``'s rank (rank correlation ≈ 0, not −1).
+
+The assignment, the rank correlation and the ArcFace target are the heads' functions
+(:mod:`fr.heads.elasticface`, :func:`fr.heads.base.arc_target`) on float64 tensors; (μ, σ) are the registered
+heads' defaults.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+from scipy import stats
 
+from ..heads import head_defaults
+from ..heads.base import arc_target
+from ..heads.elasticface import assign_plus_margins, rank_correlation
 from ._plot import new_figure
+from ._tensor import array, tensor
 
-#: (μ, σ) of the official configs, plus the class-constructor default σ.
+
+def _mu_sigma(name: str) -> tuple[float, float]:
+    d = head_defaults(name)
+    return d["m"], d["sigma"]
+
+
+#: (μ, σ) of the registered heads (the official configs), plus the official class constructors' default σ.
 ELASTIC_CONFIGS = {
-    "ElasticArcFace": (0.50, 0.05),
-    "ElasticArcFace+": (0.50, 0.0175),
-    "ElasticCosFace": (0.35, 0.05),
-    "ElasticCosFace+": (0.35, 0.02),
-    "class default (arc)": (0.50, 0.0125),
+    "ElasticArcFace": _mu_sigma("elastic_arc"),
+    "ElasticArcFace+": _mu_sigma("elastic_arc_plus"),
+    "ElasticCosFace": _mu_sigma("elastic_cos"),
+    "ElasticCosFace+": _mu_sigma("elastic_cos_plus"),
+    "class default (arc)": (head_defaults("elastic_arc")["m"], 0.0125),
 }
+_ARC_TH_MM = head_defaults("elastic_arc")["th_mm"]
 
 
 def margin_pdf(m, mu: float, sigma: float):
-    """Normal density ``exp(−(m−μ)²/(2σ²)) / (σ√(2π))``."""
+    """Normal density of the margin (:data:`scipy.stats.norm`)."""
     if sigma <= 0:
         raise ValueError(f"margin_pdf: sigma must be > 0, got {sigma}")
-    z = (np.asarray(m, dtype=float) - mu) / sigma
-    return np.exp(-0.5 * z * z) / (sigma * math.sqrt(2 * math.pi))
+    return stats.norm.pdf(np.asarray(m, dtype=float), loc=mu, scale=sigma)
 
 
 def tail_probability(k: float = 2.0) -> float:
@@ -41,50 +56,36 @@ def tail_probability(k: float = 2.0) -> float:
 
 
 def boundary_arc(theta1, m: float):
-    """Two-class ArcFace decision boundary for class 1: ``θ_2 = θ_1 + m`` (radians; nan beyond π)."""
-    t2 = np.asarray(theta1, dtype=float) + m
-    return np.where((t2 >= 0) & (t2 <= math.pi), t2, np.nan)
+    """Two-class ElasticFace-Arc decision boundary for class 1 at margin ``m``: the angle ``θ_2`` with
+    ``cos θ_2`` equal to the head's target ``cos(θ_1 + m)`` (:func:`fr.heads.base.arc_target`, no th/mm
+    fallback as registered), i.e. ``θ_2 = θ_1 + m`` up to ``π``; beyond it the official logit turns back up."""
+    return np.arccos(np.clip(array(arc_target(tensor(np.cos(theta1)), m, th_mm=_ARC_TH_MM)), -1.0, 1.0))
 
 
 def boundary_cos(theta1, m: float):
-    """Two-class CosFace decision boundary for class 1: ``cos θ_2 = cos θ_1 − m`` (nan where undefined)."""
+    """Two-class ElasticFace-Cos decision boundary for class 1: ``cos θ_2 = cos θ_1 − m`` (nan where undefined)."""
     v = np.cos(np.asarray(theta1, dtype=float)) - m
     return np.where(np.abs(v) <= 1, np.arccos(np.clip(v, -1, 1)), np.nan)
 
 
 def plus_assignment(c_y, margins, mode: str = "intended"):
-    """Assign a batch of sampled margins to rows in ElasticFace+ (``heads.md`` §2.10).
+    """Assign a batch of sampled margins to rows in ElasticFace+: the head's
+    :func:`fr.heads.elasticface.assign_plus_margins`.
 
     ``mode="intended"``: the row with the k-th largest ``c_y`` gets the k-th smallest margin (margin
     decreases with ``c_y``). ``mode="official"``: the released code's ``sorted_margin[idx]`` with
     ``idx = argsort(c_y, descending)``. Ties in ``c_y`` keep a stable order.
     """
-    c_y = np.asarray(c_y, dtype=float)
-    margins = np.asarray(margins, dtype=float)
-    if c_y.shape != margins.shape or c_y.ndim != 1:
-        raise ValueError(f"plus_assignment: c_y and margins must be 1-D of equal length, got {c_y.shape} "
-                         f"and {margins.shape}")
-    idx = np.argsort(-c_y, kind="stable")
-    sorted_m = np.sort(margins)
-    if mode == "official":
-        return sorted_m[idx]
-    if mode == "intended":
-        out = np.empty_like(sorted_m)
-        out[idx] = sorted_m
-        return out
-    raise ValueError(f"plus_assignment: mode must be 'intended' or 'official', got {mode!r}")
+    return array(assign_plus_margins(tensor(margins), tensor(c_y), mode))
 
 
 def spearman(x, y) -> float:
-    """Spearman rank correlation (no tie correction; the inputs here are continuous)."""
-    rx = np.argsort(np.argsort(np.asarray(x))).astype(float)
-    ry = np.argsort(np.argsort(np.asarray(y))).astype(float)
-    rx -= rx.mean()
-    ry -= ry.mean()
-    return float((rx * ry).sum() / math.sqrt((rx * rx).sum() * (ry * ry).sum()))
+    """Spearman rank correlation, as the "+" heads log it (:func:`fr.heads.elasticface.rank_correlation`)."""
+    return float(rank_correlation(tensor(x), tensor(y)))
 
 
-def sample_plus_batch(batch: int = 256, *, mu: float = 0.5, sigma: float = 0.0175, seed: int = 0):
+def sample_plus_batch(batch: int = 256, *, mu: float = ELASTIC_CONFIGS["ElasticArcFace+"][0],
+                      sigma: float = ELASTIC_CONFIGS["ElasticArcFace+"][1], seed: int = 0):
     """A toy batch: ``c_y ~ U(−0.2, 0.9)`` and ``m ~ N(μ, σ²)``; returns ``(c_y, intended, official)``."""
     rng = np.random.default_rng(seed)
     c_y = rng.uniform(-0.2, 0.9, batch)
@@ -108,7 +109,8 @@ def plot_margin_pdfs(configs=None, *, n: int = 600):
     return fig
 
 
-def plot_decision_boundaries(*, arc=(0.5, 0.05), cos=(0.35, 0.05), ks=(-2, -1, 0, 1, 2), n: int = 400):
+def plot_decision_boundaries(*, arc=ELASTIC_CONFIGS["ElasticArcFace"], cos=ELASTIC_CONFIGS["ElasticCosFace"],
+                             ks=(-2, -1, 0, 1, 2), n: int = 400):
     """Two-class decision boundaries in the (θ_1, θ_2) plane for ``m = μ + kσ``: ArcFace (left),
     CosFace (right); the line ``θ_2 = θ_1`` is the margin-free boundary."""
     th = np.linspace(0, math.pi, n)
@@ -126,7 +128,8 @@ def plot_decision_boundaries(*, arc=(0.5, 0.05), cos=(0.35, 0.05), ks=(-2, -1, 0
     return fig
 
 
-def plot_plus_assignment(batch: int = 256, *, mu: float = 0.5, sigma: float = 0.0175, seed: int = 0):
+def plot_plus_assignment(batch: int = 256, *, mu: float = ELASTIC_CONFIGS["ElasticArcFace+"][0],
+                         sigma: float = ELASTIC_CONFIGS["ElasticArcFace+"][1], seed: int = 0):
     """ElasticFace+: assigned margin versus ``c_y`` for one sampled batch, intended (monotone decreasing)
     versus official (scrambled), with the Spearman correlation of each in the legend."""
     c_y, intended, official = sample_plus_batch(batch, mu=mu, sigma=sigma, seed=seed)

@@ -2,121 +2,133 @@
 the optimal feature norm (no training).
 
 Source: MagFace (Meng et al., CVPR 2021) and the official code (IrvingMeng/MagFace ``models/magface.py``,
-``run/trainer.py``). Reference: ``heads.md`` §2.9, §4.5.
+``run/trainer.py``).
 
 * ``m(a) = l_m + (u_m − l_m)(a − l_a)/(u_a − l_a)`` on ``a ∈ [l_a, u_a]`` (a = feature norm, clamped);
 * ``g(a) = a/u_a² + 1/a`` (convex, minimum at ``a = u_a``), ``g'(a) = 1/u_a² − 1/a²``;
 * the trainer's feasibility bound ``λ_g ≥ s k u_a² l_a² / (u_a² − l_a²)``, ``k = (u_m − l_m)/(u_a − l_a)``
   (22.59 for the defaults s = 64, 10, 110, 0.45, 0.8; 29.04 for Mag-CosFace's l_m = 0.35).
+
+Margin, regulariser, bound and targets are the heads' functions (:mod:`fr.heads.magface`) on float64 tensors,
+derivatives are taken by autograd through them, and the defaults are the registered heads'.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import torch
 
+from ..heads import head_defaults
+from ..heads.magface import (mag_cosface_target, magface_lambda_bound, magface_margin, magface_regulariser,
+                             magface_target)
 from ._plot import new_figure
+from ._tensor import array, derivative, tensor
 
-MAGFACE_DEFAULTS = dict(l_a=10.0, u_a=110.0, l_m=0.45, u_m=0.8)
-MAGCOSFACE_DEFAULTS = dict(l_a=10.0, u_a=110.0, l_m=0.35, u_m=0.8)
-
-
-def margin(a, *, l_a: float = 10.0, u_a: float = 110.0, l_m: float = 0.45, u_m: float = 0.8):
-    """``m(a)``, linear from ``l_m`` at ``l_a`` to ``u_m`` at ``u_a``; ``a`` is clamped to ``[l_a, u_a]``
-    as in the official code."""
-    a = np.clip(np.asarray(a, dtype=float), l_a, u_a)
-    return (u_m - l_m) / (u_a - l_a) * (a - l_a) + l_m
+_MAG = head_defaults("magface")
+_BOUNDS = ("l_a", "u_a", "l_m", "u_m")
+#: (l_a, u_a, l_m, u_m) of the registered MagFace and Mag-CosFace heads.
+MAGFACE_DEFAULTS = {k: _MAG[k] for k in _BOUNDS}
+MAGCOSFACE_DEFAULTS = {k: head_defaults("mag_cosface")[k] for k in _BOUNDS}
 
 
-def regulariser(a, *, u_a: float = 110.0):
-    """``g(a) = a/u_a² + 1/a``."""
-    a = np.asarray(a, dtype=float)
-    return a / u_a**2 + 1.0 / a
+def margin(a, *, l_a: float = _MAG["l_a"], u_a: float = _MAG["u_a"], l_m: float = _MAG["l_m"],
+           u_m: float = _MAG["u_m"]):
+    """``m(a)``, linear from ``l_m`` at ``l_a`` to ``u_m`` at ``u_a``, with ``a`` clamped to ``[l_a, u_a]`` as the
+    head does (:func:`fr.heads.magface.magface_margin`)."""
+    return array(magface_margin(tensor(a).clamp(l_a, u_a), l_a, u_a, l_m, u_m))
 
 
-def regulariser_grad(a, *, u_a: float = 110.0):
-    """``g'(a) = 1/u_a² − 1/a²`` (negative below ``u_a``)."""
-    a = np.asarray(a, dtype=float)
-    return 1.0 / u_a**2 - 1.0 / a**2
+def regulariser(a, *, u_a: float = _MAG["u_a"]):
+    """``g(a) = a/u_a² + 1/a`` (:func:`fr.heads.magface.magface_regulariser`)."""
+    return array(magface_regulariser(tensor(a), u_a))
 
 
-def lambda_bound(*, s: float = 64.0, l_a: float = 10.0, u_a: float = 110.0, l_m: float = 0.45,
-                 u_m: float = 0.8) -> float:
-    """Feasibility bound printed by the official trainer: ``λ_g ≥ s k u_a² l_a² / (u_a² − l_a²)``,
-    ``k = (u_m − l_m)/(u_a − l_a)``. Defaults → 22.59 (so the trainer default λ_g = 20 violates it and
-    run.sh's 35 satisfies it); Mag-CosFace (l_m = 0.35) → 29.04."""
-    k = (u_m - l_m) / (u_a - l_a)
-    return s * k * u_a**2 * l_a**2 / (u_a**2 - l_a**2)
+def regulariser_grad(a, *, u_a: float = _MAG["u_a"]):
+    """``g'(a) = 1/u_a² − 1/a²`` (negative below ``u_a``), by autograd through the head's regulariser."""
+    return derivative(magface_regulariser, a, u_a)
 
 
-def _ce_and_grad(a, c_y, *, s, lam, kind, c_n, K, l_a, u_a, l_m, u_m):
-    """Per-sample objective ``CE(a) + λ g(a)`` and its derivative in ``a`` (one class at ``c_n``, K times)."""
-    m = margin(a, l_a=l_a, u_a=u_a, l_m=l_m, u_m=u_m)
-    k = (u_m - l_m) / (u_a - l_a)
-    theta = np.arccos(np.clip(c_y, -1, 1))
+def lambda_bound(*, s: float = _MAG["s"], l_a: float = _MAG["l_a"], u_a: float = _MAG["u_a"],
+                 l_m: float = _MAG["l_m"], u_m: float = _MAG["u_m"]) -> float:
+    """Feasibility bound printed by the official trainer (:func:`fr.heads.magface.magface_lambda_bound`):
+    ``λ_g ≥ s k u_a² l_a² / (u_a² − l_a²)``, ``k = (u_m − l_m)/(u_a − l_a)``. Defaults → 22.59 (so the trainer
+    default λ_g = 20 violates it and run.sh's 35 satisfies it); Mag-CosFace (l_m = 0.35) → 29.04."""
+    return magface_lambda_bound(s, l_a, u_a, l_m, u_m)
+
+
+def _objective(a: torch.Tensor, c_y: torch.Tensor, *, s, lam, kind, easy_margin, c_n, K, l_a, u_a, l_m, u_m):
+    """Per-sample ``CE(a) + λ g(a)`` on tensors: the head's target for margin ``m(a)`` against ``K`` classes at
+    cosine ``c_n``, ``CE = softplus(s c_n + log K − s f)``."""
+    m = magface_margin(a.clamp(l_a, u_a), l_a, u_a, l_m, u_m)
     if kind == "arc":
-        f = s * np.cos(theta + m)
-        df = -s * np.sin(theta + m) * k
+        f = magface_target(c_y, m, easy_margin=easy_margin)
     elif kind == "cos":
-        f = s * (c_y - m)
-        df = -s * k * np.ones_like(f)
+        f = mag_cosface_target(c_y, m)
     else:
         raise ValueError(f"magface: kind must be 'arc' (MagFace) or 'cos' (Mag-CosFace), got {kind!r}")
-    z = s * c_n + math.log(K) - f  # CE = softplus(z)
-    ce = np.logaddexp(0.0, z)
-    one_minus_p = 0.5 * (1.0 + np.tanh(0.5 * z))  # σ(z) = 1 − p
-    obj = ce + lam * regulariser(a, u_a=u_a)
-    grad = -one_minus_p * df + lam * regulariser_grad(a, u_a=u_a)
-    return obj, grad
+    return torch.nn.functional.softplus(s * c_n + math.log(K) - s * f) + lam * magface_regulariser(a, u_a)
 
 
-def objective(a, c_y, *, s: float = 64.0, lam: float = 35.0, kind: str = "arc", c_n: float = 0.0,
-              K: float = 1.0, l_a: float = 10.0, u_a: float = 110.0, l_m: float = 0.45, u_m: float = 0.8):
-    """Per-sample MagFace objective ``CE(a) + λ_g g(a)`` with target logit ``s cos(θ_y + m(a))`` (``kind="arc"``;
-    ``"cos"``: ``s (c_y − m(a))``) against ``K`` classes at cosine ``c_n``. No easy-margin switch."""
-    return _ce_and_grad(np.asarray(a, dtype=float), np.asarray(c_y, dtype=float), s=s, lam=lam, kind=kind,
-                        c_n=c_n, K=K, l_a=l_a, u_a=u_a, l_m=l_m, u_m=u_m)[0]
+def _objective_and_grad(a, c_y, **kw) -> tuple[torch.Tensor, torch.Tensor]:
+    a = a.detach().clone().requires_grad_(True)
+    obj = _objective(a, c_y, **kw)
+    (grad,) = torch.autograd.grad(obj.sum(), a)
+    return obj.detach(), grad
 
 
-def optimal_norm(c_y, *, s: float = 64.0, lam: float = 35.0, kind: str = "arc", c_n: float = 0.0,
-                 K: float = 1.0, l_a: float = 10.0, u_a: float = 110.0, l_m: float = 0.45, u_m: float = 0.8,
-                 iters: int = 80):
+def objective(a, c_y, *, s: float = _MAG["s"], lam: float = _MAG["lambda_g"], kind: str = "arc",
+              easy_margin: bool = _MAG["easy_margin"], c_n: float = 0.0, K: float = 1.0, l_a: float = _MAG["l_a"],
+              u_a: float = _MAG["u_a"], l_m: float = _MAG["l_m"], u_m: float = _MAG["u_m"]):
+    """Per-sample MagFace objective ``CE(a) + λ_g g(a)`` with the MagFace head's target ``s cos(θ_y + m(a))``
+    (``kind="arc"``, with its easy margin: no margin where ``c_y <= 0``; ``"cos"``: Mag-CosFace's
+    ``s (c_y − m(a))``) against ``K`` classes at cosine ``c_n``."""
+    a_t, c_t = torch.broadcast_tensors(tensor(a), tensor(c_y))
+    return array(_objective(a_t, c_t, s=s, lam=lam, kind=kind, easy_margin=easy_margin, c_n=c_n, K=K, l_a=l_a,
+                            u_a=u_a, l_m=l_m, u_m=u_m))
+
+
+def optimal_norm(c_y, *, s: float = _MAG["s"], lam: float = _MAG["lambda_g"], kind: str = "arc",
+                 easy_margin: bool = _MAG["easy_margin"], c_n: float = 0.0, K: float = 1.0,
+                 l_a: float = _MAG["l_a"], u_a: float = _MAG["u_a"], l_m: float = _MAG["l_m"],
+                 u_m: float = _MAG["u_m"], iters: int = 80):
     """Norm ``a* ∈ [l_a, u_a]`` minimising :func:`objective` for each ``c_y`` (vectorised bisection on
-    ``∂CE/∂a + λ_g g'(a) = 0``; an endpoint when the derivative does not change sign).
+    ``∂CE/∂a + λ_g g'(a) = 0``, the derivative by autograd; an endpoint when it does not change sign).
 
     MagFace's theorem: for ``λ_g`` above :func:`lambda_bound` the optimum is unique and increases with
     ``c_y`` (easier samples get larger norms). Its proof assumes ``θ_y + m(a) ≤ π/2``; in this
     two-class toy a* indeed increases with ``c_y`` there (``c_y ≥ sin u_m = 0.717``, and in practice
     from ``c_y ≈ 0.3``), while for very hard samples (``θ_y + m > π/2``, ``p ≈ 0``) a* drifts slightly
     DOWN as ``c_y`` grows, because ``sin(θ_y + m)`` then grows with ``c_y``. Outside the theorem's range
-    the derivative need not be monotone and bisection returns a stationary point.
+    the derivative need not be monotone and bisection returns a stationary point. Where the easy margin
+    applies (``c_y <= 0``) the cross-entropy does not depend on ``a`` and a* is ``u_a``, the regulariser's minimum.
     """
-    c_y = np.asarray(c_y, dtype=float)
-    kw = dict(s=s, lam=lam, kind=kind, c_n=c_n, K=K, l_a=l_a, u_a=u_a, l_m=l_m, u_m=u_m)
-    lo = np.full_like(c_y, l_a)
-    hi = np.full_like(c_y, u_a)
-    g_lo = _ce_and_grad(lo, c_y, **kw)[1]
-    g_hi = _ce_and_grad(hi, c_y, **kw)[1]
+    c_t = tensor(c_y)
+    kw = dict(s=s, lam=lam, kind=kind, easy_margin=easy_margin, c_n=c_n, K=K, l_a=l_a, u_a=u_a, l_m=l_m, u_m=u_m)
+    lo = torch.full_like(c_t, l_a)
+    hi = torch.full_like(c_t, u_a)
+    g_lo = _objective_and_grad(lo, c_t, **kw)[1]
+    g_hi = _objective_and_grad(hi, c_t, **kw)[1]
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
-        g = _ce_and_grad(mid, c_y, **kw)[1]
-        right = g < 0  # still descending: optimum to the right
-        lo = np.where(right, mid, lo)
-        hi = np.where(right, hi, mid)
+        right = _objective_and_grad(mid, c_t, **kw)[1] < 0  # still descending: optimum to the right
+        lo = torch.where(right, mid, lo)
+        hi = torch.where(right, hi, mid)
     a = 0.5 * (lo + hi)
-    a = np.where(g_lo >= 0, l_a, a)
-    a = np.where(g_hi <= 0, u_a, a)
-    return a
+    a = torch.where(g_lo >= 0, torch.full_like(a, l_a), a)
+    a = torch.where(g_hi <= 0, torch.full_like(a, u_a), a)
+    return array(a)
 
 
-def plot_magface(*, s: float = 64.0, lams=(20.0, 35.0), n: int = 400, **bounds):
+def plot_magface(*, s: float = _MAG["s"], lams=(20.0, _MAG["lambda_g"]), n: int = 400, **bounds):
     """Three panels: ``m(a)`` (MagFace and Mag-CosFace), ``g(a)``, and the optimal norm versus ``c_y``
-    for each ``λ_g`` (with the feasibility bound in the legend)."""
+    for each ``λ_g`` (with the feasibility bound in the legend). The default ``λ_g`` are the official trainer's
+    default (20) and the registered head's (35, run.sh)."""
     mb = {**MAGFACE_DEFAULTS, **bounds}
     a = np.linspace(mb["l_a"], mb["u_a"], n)
     fig, axes = new_figure(1, 3, width=4.0)
-    axes[0].plot(a, margin(a, **mb), label="MagFace (0.45 → 0.8)")
-    axes[0].plot(a, margin(a, **MAGCOSFACE_DEFAULTS), label="Mag-CosFace (0.35 → 0.8)")
+    for name, bnd in (("MagFace", mb), ("Mag-CosFace", MAGCOSFACE_DEFAULTS)):
+        axes[0].plot(a, margin(a, **bnd), label=f"{name} ({bnd['l_m']:g} → {bnd['u_m']:g})")
     axes[0].set_title("m(a)", fontsize=9)
     axes[1].plot(a, regulariser(a, u_a=mb["u_a"]))
     axes[1].axvline(mb["u_a"], color="grey", ls=":")

@@ -1,8 +1,7 @@
 """ReCurricularFace analysis: Figure 1 (N versus T), decision-boundary crossings and eq. 2–6.
 
 Source: "ReCurricularFace: Revisiting CurricularFace for Hard Sample Mining" (seed paper, no code) —
-§1 (eq. 1, Figure 1), §3 (eq. 2–6), §4.2 ("E ≈ 80", ``I = 1.1 cos θ_j + 0.4 t``). Reference notes:
-``heads.md`` §2.6, §2.14, §4.2.
+§1 (eq. 1, Figure 1), §3 (eq. 2–6), §4.2 ("E ≈ 80", ``I = 1.1 cos θ_j + 0.4 t``).
 
 Figure-1 geometry: the target and one non-target centre are 90° apart and the sample lies in their
 plane, so ``θ_j = π/2 − θ_y`` and ``c_j = sin θ_y``. The target logit is ``T(θ_y) = cos(θ_y + m)``; the
@@ -15,41 +14,53 @@ non-target logit is ``N(t, c_j) = c_j · I(t, c_j)``:
 The crossing ``T = N`` is the "actual decision boundary"; the ideal (ArcFace) one is
 ``θ_y* = (π/2 − m)/2``. The alternative reading ``N = a c_j + b t`` (dropping the ``c_j ·`` factor) is
 available as ``rule="recurricular_alt"`` to show why it is rejected (it is always inside the ideal).
+
+``T``, ``N``, the hard-negative mask and eq. 6 are the heads' functions (:mod:`fr.heads.curricularface`,
+:func:`fr.heads.base.arc_target`) on float64 tensors; ``m``, ``E`` and ``(a, b)`` the registered heads'.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+from scipy.optimize import brentq
 
+from ..heads import head_defaults
+from ..heads import curricularface as _heads_curricular
+from ..heads.base import arc_target
 from ._plot import new_figure
+from ._tensor import array, tensor
 
-M_DEFAULT = 0.5
+_REC = head_defaults("recurricularface")
+M_DEFAULT = _REC["m"]
+E_DEFAULT = _REC["E"]
 #: ReCurricularFace coefficients used in the paper's experiments (§4.2): I = 1.1 c_j + 0.4 t.
-PAPER_COEFFS = (1.1, 0.4)
+PAPER_COEFFS = _heads_curricular.PAPER_COEFFICIENTS
 RULES = ("arcface", "curricular", "recurricular", "recurricular_alt")
 
 
 def target_T(theta_y, m: float = M_DEFAULT):
-    """``T(θ_y) = cos(θ_y + m)`` (eq. 1; no th/mm fallback — Figure 1 stays in ``[0, π/2]``)."""
-    return np.cos(np.asarray(theta_y, dtype=float) + m)
+    """``T(θ_y) = cos(θ_y + m)`` (eq. 1): the CurricularFace head's target, :func:`fr.heads.base.arc_target`
+    (its th/mm fallback only acts beyond ``θ_y = π − m``, outside Figure 1's ``[0, π/2]``)."""
+    return array(arc_target(tensor(theta_y).cos(), m))
 
 
 def negative_N(c_j, t: float, rule: str = "recurricular", *, coeffs=PAPER_COEFFS):
-    """Non-target logit ``N(t, c_j)`` (÷ s) for ``rule`` in :data:`RULES` (see module docstring).
+    """Non-target logit ``N(t, c_j)`` (÷ s) for ``rule`` in :data:`RULES` (see module docstring): the heads'
+    :func:`~fr.heads.curricularface.curricular_negative` and :func:`~fr.heads.curricularface.recurricular_negative`.
 
     ``coeffs = (a, b)`` of ReCurricularFace (eq. 6 gives ``a = 1/cos((E−m)/2)``,
     ``b = (1 − (E−m)/2)(E+m)/2``; the paper uses 1.1, 0.4)."""
-    c_j = np.asarray(c_j, dtype=float)
+    c = tensor(c_j)
     a, b = coeffs
     if rule == "arcface":
-        return c_j
+        return array(c)
     if rule == "curricular":
-        return c_j * (t + c_j)
+        return array(_heads_curricular.curricular_negative(c, t))
     if rule == "recurricular":
-        return c_j * (a * c_j + b * t)
+        return array(_heads_curricular.recurricular_negative(c, t, a, b))
     if rule == "recurricular_alt":
-        return a * c_j + b * t
+        return array(a * c + b * t)
     raise ValueError(f"negative_N: unknown rule {rule!r}; expected one of {RULES}")
 
 
@@ -58,24 +69,25 @@ def figure1_curves(theta_y, t: float, rule: str = "recurricular", *, m: float = 
     """``(T, N)`` along Figure 1's geometry (``c_j = sin θ_y``).
 
     ``masked=True`` applies CurricularFace's hard-negative mask (the modified ``N`` only where
-    ``c_j > T``, plain ``c_j`` elsewhere), as the official code does; the figure applies ``N``
-    everywhere (``masked=False``)."""
+    ``c_j > cos(θ_y + m)``, :func:`fr.heads.curricularface.curricular_hard_threshold`; plain ``c_j``
+    elsewhere), as the official code does; the figure applies ``N`` everywhere (``masked=False``)."""
     theta_y = np.asarray(theta_y, dtype=float)
     T = target_T(theta_y, m)
     c_j = np.sin(theta_y)
     N = negative_N(c_j, t, rule, coeffs=coeffs)
     if masked:
-        N = np.where(c_j > T, N, c_j)
+        threshold = array(_heads_curricular.curricular_hard_threshold(tensor(theta_y).cos(), m))
+        N = np.where(c_j > threshold, N, c_j)
     return T, N
 
 
 def crossing_angle(t: float, rule: str = "recurricular", *, m: float = M_DEFAULT, masked: bool = False,
                    coeffs=PAPER_COEFFS, tol: float = 1e-12, degrees: bool = True) -> float:
-    """The angle ``θ_y ∈ [0, π/2]`` where ``T = N`` in Figure 1, by bisection on ``T − N``.
+    """The angle ``θ_y ∈ [0, π/2]`` where ``T = N`` in Figure 1 (:func:`scipy.optimize.brentq` on ``T − N``).
 
     ``T − N`` is positive at θ_y = 0 and negative at π/2 for every rule and ``t ∈ [0, 1]`` (checked;
     a ``ValueError`` names the rule otherwise). With ``masked=True`` the difference is discontinuous and
-    bisection returns the switch point where the sign changes.
+    the bracketing search returns the switch point where the sign changes.
     Check values (degrees, m = 0.5): CurricularFace t = 0/.3/.5/.8/1 → 38.53/33.42/30.54/26.88/24.80;
     ReCurricularFace → 37.41/35.37/34.10/32.31/31.20.
     """
@@ -88,13 +100,7 @@ def crossing_angle(t: float, rule: str = "recurricular", *, m: float = M_DEFAULT
     if not (glo > 0 > ghi):
         raise ValueError(f"crossing_angle: T − N does not change sign on [0, π/2] for rule={rule!r}, "
                          f"t={t}, m={m} (values {glo:.4g}, {ghi:.4g})")
-    while hi - lo > tol:
-        mid = 0.5 * (lo + hi)
-        if g(mid) > 0:
-            lo = mid
-        else:
-            hi = mid
-    th = 0.5 * (lo + hi)
+    th = brentq(g, lo, hi, xtol=tol, rtol=4 * np.finfo(float).eps)
     return math.degrees(th) if degrees else th
 
 
@@ -162,17 +168,17 @@ def mc_min_angle(n: int, d: int, *, trials: int = 200, seed: int = 0):
 # ----------------------------------------------------------------------------------------------
 # Eq. 3–6 coefficients
 # ----------------------------------------------------------------------------------------------
-def recurricular_coefficients(E: float, m: float = M_DEFAULT, *, degrees: bool = True):
-    """``(a, α)`` of eq. 6: ``a = 1/cos((E−m)/2)`` (eq. 3) and ``α = (1 − (E−m)/2)(E+m)/2`` (eq. 5).
+def recurricular_coefficients(E: float = E_DEFAULT, m: float = M_DEFAULT, *, degrees: bool = True):
+    """``(a, α)`` of eq. 6: ``a = 1/cos((E−m)/2)`` (eq. 3) and ``α = (1 − (E−m)/2)(E+m)/2`` (eq. 5), as the
+    ReCurricularFace head computes them (:func:`fr.heads.curricularface.recurricular_coefficients`).
 
     ``E`` is the expected minimum inter-centre angle (degrees by default; ``m`` always in radians).
     E = 80° → (1.1096, 0.5232): the paper rounds a to 1.1 but uses α = 0.4 (inconsistent with eq. 5);
     E = 55.71° (eq. 2, d = 512, CASIA) → (1.0286, 0.5623)."""
-    e = math.radians(E) if degrees else E
-    return 1.0 / math.cos((e - m) / 2), (1 - (e - m) / 2) * (e + m) / 2
+    return _heads_curricular.recurricular_coefficients(E if degrees else math.degrees(E), m)
 
 
-def eq4_alpha_exact(E: float, m: float = M_DEFAULT, *, t: float = 1.0, degrees: bool = True) -> float:
+def eq4_alpha_exact(E: float = E_DEFAULT, m: float = M_DEFAULT, *, t: float = 1.0, degrees: bool = True) -> float:
     """α solving eq. 4 exactly at ``θ_j = (E+m)/2``: ``α t = cos((E+m)/2) (1 − 1/cos((E−m)/2))``.
     For E = 80°, t = 1 this gives −0.064 (eq. 5's "≈" is not an approximation of eq. 4)."""
     e = math.radians(E) if degrees else E
@@ -197,10 +203,11 @@ def plot_figure1(ts=(0.0, 0.3, 0.5, 0.8, 1.0), *, m: float = M_DEFAULT, rules=("
             _, N = figure1_curves(theta, t, rule, m=m, masked=masked)
             (line,) = ax.plot(deg, N, label=f"t={t:g}")
             x = crossing_angle(t, rule, m=m, masked=masked)
-            ax.plot([x], [math.cos(math.radians(x) + m)], "o", color=line.get_color(), ms=4)
+            ax.plot([x], [float(target_T(math.radians(x), m))], "o", color=line.get_color(), ms=4)
         ax.axvline(ideal_crossing(m), color="gold", lw=2, label=f"ideal {ideal_crossing(m):.2f}°")
-        ax.set_title({"curricular": "CurricularFace", "recurricular": "ReCurricularFace (1.1, 0.4)",
-                      "recurricular_alt": "rejected reading N = 1.1c + 0.4t", "arcface": "ArcFace"}[rule],
+        a, b = PAPER_COEFFS
+        ax.set_title({"curricular": "CurricularFace", "recurricular": f"ReCurricularFace ({a:g}, {b:g})",
+                      "recurricular_alt": f"rejected reading N = {a:g}c + {b:g}t", "arcface": "ArcFace"}[rule],
                      fontsize=9)
         ax.set_xlabel("θ_y (degrees), c_j = sin θ_y")
         ax.set_ylabel("logit / s")

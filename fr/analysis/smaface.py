@@ -3,9 +3,16 @@
 Source: "SMAFace" (seed paper, no code released) — eq. 2–5 (loss, mining weight ``I(p)``, margin
 functions), eq. 6–9 (gradient scaling term "GST" and its normalised form "st"), appendix C–D
 (eq. 29–34), G (eq. 35–37, HM-Softmax and F-Softmax), H (eq. 38–40, weak/strong/β variants) and
-Figures 2–12. Reference notes: ``heads.md`` §2.13 and §4.1.
+Figures 2–12.
 
-Notation (``heads.md``): ``c = cos θ_y`` (target cosine, x-axis of every figure), ``q = ẑ ∈ [-1, 1]``
+Every formula that a head implements is taken from the head itself, evaluated on float64 tensors: margins and
+targets from :mod:`fr.heads.adaface` (with the official AdaFace guards), :mod:`fr.heads.magface` and
+:func:`fr.heads.base.arc_target`, the mining weight from :mod:`fr.heads.smaface`; defaults (s, m, p0, each
+rule's α, the MagFace bounds) come from the registry (:func:`fr.heads.head_defaults`). So the figures follow
+the heads that are trained. What is left here is the paper's own analysis: the probability model, the
+scaling terms built from those functions, and the baselines that are not heads (HM-Softmax, focal loss).
+
+Notation: ``c = cos θ_y`` (target cosine, x-axis of every figure), ``q = ẑ ∈ [-1, 1]``
 (the AdaFace normalised feature norm, "image quality", y-axis of the heatmaps), ``s`` scale, ``m``
 margin, ``p`` the softmax probability of the true class.
 
@@ -29,72 +36,85 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
+from ..heads import head_defaults
 from ..heads import smaface as _heads_smaface
+from ..heads.adaface import adaface_margins, adaface_target
+from ..heads.base import arc_target
+from ..heads.magface import magface_margin, magface_target
 from ..heads.smaface import star_factor  # noqa: F401  (re-exported: |7/(7+alpha)| of eq. 38)
 from ._plot import heatmap, new_figure
+from ._tensor import array, derivative, tensor
 
-S_DEFAULT = 64.0
-M_DEFAULT = 0.4
-P0_DEFAULT = 0.6
-#: MagFace defaults (l_a, u_a, l_m, u_m) used for its Figure-2 panel (MagFace paper / official run.sh).
-MAGFACE_DEFAULTS = (10.0, 110.0, 0.45, 0.8)
+_SMA = head_defaults("smaface")
+_MAG = head_defaults("magface")
+_ARC = head_defaults("arcface")
+#: s, m and p0 of the registered SMAFace head (64, 0.4, 0.6).
+S_DEFAULT, M_DEFAULT, P0_DEFAULT = _SMA["s"], _SMA["m"], _SMA["p0"]
+#: MagFace (l_a, u_a, l_m, u_m) of the registered head, for its Figure-2 panel (10, 110, 0.45, 0.8).
+MAGFACE_DEFAULTS = (_MAG["l_a"], _MAG["u_a"], _MAG["l_m"], _MAG["u_m"])
+#: The registered head whose ``alpha`` is the default α of each mining method (star comes from the name).
+#: "nsmaface" (NSMAFace without the star, no registered head) takes NSMAFace*'s α.
+MINING_HEADS = {"sm-cosface": "sm_cosface", "sm-cosface*": "sm_cosface_star", "nsm-cosface*": "nsm_cosface_star",
+                "smaface": "smaface", "smaface*": "smaface_star", "nsmaface*": "nsmaface_star",
+                "nsmaface": "nsmaface_star"}
 _EPS = 1e-12
 
 
 def sigmoid(x):
-    """Numerically stable logistic function ``σ(x) = 1/(1+e^{-x})`` (elementwise)."""
-    x = np.asarray(x, dtype=float)
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    ex = np.exp(x[~pos])
-    out[~pos] = ex / (1.0 + ex)
-    return out if out.ndim else float(out)
+    """Logistic function ``σ(x) = 1/(1+e^{-x})`` (elementwise; :func:`scipy.special.expit`)."""
+    return expit(np.asarray(x, dtype=float))
+
+
+def default_alpha(method: str) -> float:
+    """α of ``method`` (a key of :data:`MINING_HEADS`) as its registered head sets it (Tables 1-2)."""
+    return float(head_defaults(MINING_HEADS[method.lower()])["alpha"])
 
 
 # ----------------------------------------------------------------------------------------------
-# Margins and target logits (eq. 4, 5)
+# Margins and target logits (eq. 4, 5): the heads' functions
 # ----------------------------------------------------------------------------------------------
 def margins(q, m: float = M_DEFAULT):
     """AdaFace/SMAFace margins (eq. 4/5; AdaFace eq. 10/11): returns ``(m_angle, m_add)`` with
-    ``m_angle = −m q`` and ``m_add = m q + m``. ``q = −1`` → ArcFace(m), ``0`` → CosFace(m),
-    ``+1`` → angular ``−m`` plus additive ``2m``."""
-    q = np.asarray(q, dtype=float)
-    return -m * q, m * q + m
+    ``m_angle = −m q`` and ``m_add = m q + m`` (:func:`fr.heads.adaface.adaface_margins`). ``q = −1`` →
+    ArcFace(m), ``0`` → CosFace(m), ``+1`` → angular ``−m`` plus additive ``2m``."""
+    m_angle, m_add = adaface_margins(tensor(q), m)
+    return array(m_angle), array(m_add)
 
 
 def target_logit(c, q=0.0, *, m: float = M_DEFAULT, kind: str = "smaface"):
-    """Target logit divided by ``s`` (``f̃`` in ``heads.md`` §4.1).
+    """Target logit divided by ``s`` (``f̃``), computed by the head of ``kind``:
 
-    kind:
-      * ``"smaface"`` / ``"adaface"`` (eq. 5): ``cos(clip(arccos c + m_angle, 0, π)) − m_add``;
-      * ``"sm-cosface"`` (eq. 4): ``c − m_add``;
-      * ``"arcface"``: ``cos(clip(arccos c + m, 0, π))`` (``q`` ignored);
+      * ``"smaface"`` / ``"adaface"`` (eq. 5): :func:`fr.heads.adaface.adaface_target`, angular form
+        ``cos(θ + m_angle) − m_add`` with the official guards (cosine clamped to ``±(1 − 1e−3)``, ``θ + m_angle``
+        clipped to ``[1e−3, π − 1e−3]``);
+      * ``"sm-cosface"`` (eq. 4): the same function's cosine form ``c − m_add``;
+      * ``"arcface"``: the ArcFace head's exact-mode target :func:`fr.heads.base.arc_target` (``cos(θ + m)``,
+        insightface's ``c − m sin m`` below ``cos(π − m)``; ``q`` ignored);
       * ``"cosface"``: ``c − m`` (``q`` ignored);
       * ``"softmax"``: ``c`` (no margin; the logit of eq. 36–37, HM-/F-Softmax).
-    The clip of ``θ + m_angle`` to ``[0, π]`` follows the AdaFace code (which clips to ``[ε, π−ε]``).
+    ``c`` is clipped to ``[−1, 1]`` first, as the classifier does.
     """
-    c = np.clip(np.asarray(c, dtype=float), -1.0, 1.0)
+    c_t = tensor(c).clamp(-1.0, 1.0)
+    q_t = tensor(q)
     kind = kind.lower()
-    if kind in ("smaface", "adaface"):
-        m_angle, m_add = margins(q, m)
-        return np.cos(np.clip(np.arccos(c) + m_angle, 0.0, math.pi)) - m_add
-    if kind == "sm-cosface":
-        _, m_add = margins(q, m)
-        return c - m_add
+    if kind in ("smaface", "adaface", "sm-cosface"):
+        return array(adaface_target(c_t, q_t, m, angular=kind != "sm-cosface"))
     if kind == "arcface":
-        return np.cos(np.clip(np.arccos(c) + m, 0.0, math.pi)) + 0.0 * np.asarray(q, dtype=float)
-    if kind == "cosface":
-        return c - m + 0.0 * np.asarray(q, dtype=float)
-    if kind == "softmax":
-        return c + 0.0 * np.asarray(q, dtype=float)
-    raise ValueError(f"target_logit: unknown kind {kind!r}; expected one of "
-                     "'smaface', 'adaface', 'sm-cosface', 'arcface', 'cosface', 'softmax'")
+        f = arc_target(c_t, m, easy_margin=_ARC["easy_margin"])
+    elif kind == "cosface":
+        f = c_t - m
+    elif kind == "softmax":
+        f = c_t
+    else:
+        raise ValueError(f"target_logit: unknown kind {kind!r}; expected one of "
+                         "'smaface', 'adaface', 'sm-cosface', 'arcface', 'cosface', 'softmax'")
+    return array(f + 0.0 * q_t)
 
 
 def probability(f_tilde, *, s: float = S_DEFAULT, c_n: float = 0.0, K: float = 1.0):
-    """Probability model used for the heatmaps (NOT stated in the paper; ``heads.md`` §4.1 item 2).
+    """Probability model used for the heatmaps (NOT stated in the paper).
 
     ``p = 1 / (1 + K exp(s (c_n − f̃)))``: the true class competes with ``K`` classes at cosine
     ``c_n``. Default ``c_n = 0`` (random centres are nearly orthogonal in 512-D) and ``K = 1``; with
@@ -110,9 +130,10 @@ def decision_boundary(q, *, m: float = M_DEFAULT, kind: str = "smaface", s: floa
                       c_n: float = 0.0, K: float = 1.0):
     """Target cosine ``c`` at which ``p = 0.5`` under :func:`probability`, for each ``q``.
 
-    Solves ``f̃(c, q) = c_n + ln(K)/s`` in closed form (``nan`` where no ``c ∈ [−1, 1]`` solves it).
+    Solves ``f̃(c, q) = c_n + ln(K)/s`` in closed form with the head's margins (``nan`` where no
+    ``c ∈ [−1, 1]`` solves it); the tests check that :func:`target_logit` gives ``p = 0.5`` there.
     With the defaults (``c_n = 0``, ``K = 1``, m = 0.4) the SMAFace boundary passes (0.389, −1),
-    (0.4, 0), (0.503, 1) (``heads.md`` §4.1); the SM-CosFace boundary is the line ``c = m (q + 1)``.
+    (0.4, 0), (0.503, 1); the SM-CosFace boundary is the line ``c = m (q + 1)``.
     """
     q = np.asarray(q, dtype=float)
     b = c_n + math.log(K) / s
@@ -134,34 +155,24 @@ def decision_boundary(q, *, m: float = M_DEFAULT, kind: str = "smaface", s: floa
 # ----------------------------------------------------------------------------------------------
 # Mining weights (eq. 3, 33, 34, 38–40) and the baselines (eq. 35)
 # ----------------------------------------------------------------------------------------------
-def mining_weight(p, alpha: float = 1.0, p0: float = P0_DEFAULT, variant: str = "standard",
-                  star: bool = False, *, beta: float = 1.0, alpha0: float | None = None):
-    """SMAFace mining weight ``I(p)`` (eq. 3 = eq. 33) and its variants, for array-like ``p``.
+def mining_weight(p, alpha: float = _SMA["alpha"], p0: float = P0_DEFAULT, variant: str = _SMA["variant"],
+                  star: bool = False, *, beta: float = _SMA["beta"], alpha0: float | None = _SMA["alpha0"]):
+    """SMAFace mining weight ``I(p)`` (eq. 3 = eq. 33) and its variants, for array-like ``p``: the training
+    head's own :func:`fr.heads.smaface.mining_weight` (see there for the variants), so that the figures and the
+    loss cannot drift apart.
 
-    ``I(p) = [|7/(7+α)| if star] · (1 + a (σ(β (p0 − p)) − 0.5))`` with ``a = α`` (or ``α0`` when given):
-      * ``variant="standard"``: eq. 3 / 33;
-      * ``"weak"``: eq. 39, exponent ``min(p − p0, 0)`` (``I = 1`` for easy samples ``p ≥ p0``);
-      * ``"strong"``: eq. 39, exponent ``max(p − p0, 0)`` (``I = 1`` for hard samples ``p ≤ p0``);
-      * ``"beta"``: eq. 40, amplitude ``α0`` (default 1) and slope ``β``; ``α`` then only enters the
-        ``|7/(7+α)|`` prefactor, kept as a free scale (the paper leaves it there);
-      * ``star=True`` multiplies by ``|7/(7+α)|`` (eq. 38, "SMAFace*" α > 0, "NSMAFace*" α < 0); only
-        ``α = −7`` is refused (the paper plots α = −8, −16, −32 in Fig. 6).
-    Check values (p0 = 0.6, ``heads.md`` §4.1): α = 1 → I(0), I(0.6), I(1) = 1.1457, 1, 0.9013.
-
-    This is the training head's own function (:func:`fr.heads.smaface.mining_weight`) applied to
-    ``np.asarray(p, float)``, so the figures and the loss cannot drift apart.
+    ``I(p) = [|7/(7+α)| if star] · (1 + a (σ(β (p0 − p)) − 0.5))``. Check values (p0 = 0.6): α = 1 →
+    I(0), I(0.6), I(1) = 1.1457, 1, 0.9013.
     """
-    return _heads_smaface.mining_weight(np.asarray(p, dtype=float), alpha, p0, variant, star, beta=beta,
-                                        alpha0=alpha0)
+    return array(_heads_smaface.mining_weight(tensor(p), alpha, p0, variant, star, beta=beta, alpha0=alpha0))
 
 
-def mining_weight_grad(p, alpha: float = 1.0, p0: float = P0_DEFAULT, variant: str = "standard",
-                       star: bool = False, *, beta: float = 1.0, alpha0: float | None = None):
+def mining_weight_grad(p, alpha: float = _SMA["alpha"], p0: float = P0_DEFAULT, variant: str = _SMA["variant"],
+                       star: bool = False, *, beta: float = _SMA["beta"], alpha0: float | None = _SMA["alpha0"]):
     """``dI/dp`` of :func:`mining_weight` (eq. 34: ``α σ(p0 − p)(σ(p0 − p) − 1)`` for the standard
-    variant; zero on the flat side of weak/strong; times ``β`` for the β-variant; times the star factor).
-    Delegates to :func:`fr.heads.smaface.mining_weight_grad`."""
-    return _heads_smaface.mining_weight_grad(np.asarray(p, dtype=float), alpha, p0, variant, star, beta=beta,
-                                             alpha0=alpha0)
+    variant; zero on the flat side of weak/strong; times ``β`` for the β-variant; times the star factor):
+    :func:`fr.heads.smaface.mining_weight_grad`."""
+    return array(_heads_smaface.mining_weight_grad(tensor(p), alpha, p0, variant, star, beta=beta, alpha0=alpha0))
 
 
 def hm_indicator(p, threshold: float = 0.5):
@@ -189,8 +200,8 @@ def st_from_indicator(p, weight, weight_grad):
     return np.asarray(weight_grad) * _plogp(p) + np.asarray(weight)
 
 
-def st_sm_cosface(p, alpha: float = 1.0, p0: float = P0_DEFAULT, variant: str = "standard",
-                  star: bool = False, *, beta: float = 1.0, alpha0: float | None = None):
+def st_sm_cosface(p, alpha: float = _SMA["alpha"], p0: float = P0_DEFAULT, variant: str = _SMA["variant"],
+                  star: bool = False, *, beta: float = _SMA["beta"], alpha0: float | None = _SMA["alpha0"]):
     """``st_SM-CosFace = I'(p) p ln p + I(p)`` (eq. 8); ``star=True`` gives SM-CosFace* (×|7/(7+α)|).
 
     Differentiates THROUGH ``I(p)`` as the paper's analysis does (eq. 29–32). Check (α = 1, p0 = 0.6):
@@ -203,19 +214,24 @@ def st_sm_cosface(p, alpha: float = 1.0, p0: float = P0_DEFAULT, variant: str = 
 def st_angular(c, m_angle):
     """Angular-margin factor ``∂f/∂c / s = cos m + c sin m / sqrt(1 − c²)`` (eq. 27/28, eq. 9).
 
-    ``m_angle`` may be an array (AdaFace: ``−m q``; MagFace: ``m(a)``). Diverges at ``c = ±1``
-    (infinite slope of arccos); ``c`` is clipped to ``±(1 − 1e−9)``. Written as in the paper, i.e.
-    without the zero gradient AdaFace's clip of ``θ + m`` to ``[ε, π − ε]`` would give.
+    The slope of ``cos(θ + m_angle)`` computed by autograd through :func:`fr.heads.base.arc_target` (the cos/sin
+    expansion the ArcFace-type heads use, without its th/mm fallback); ``m_angle`` may be an array (AdaFace:
+    ``−m q``; MagFace: ``m(a)``). It grows without bound towards ``c = ±1``, where the expansion's radicand
+    clamp (``1 − c² ≥ 1e−7``) leaves ``cos m``. Written as in the paper, i.e. without the zero gradient that
+    AdaFace's guards (cosine clamped to ``±(1 − 1e−3)``, ``θ + m`` clipped to ``[1e−3, π − 1e−3]``) give in
+    those bands.
     """
-    c = np.clip(np.asarray(c, dtype=float), -1 + 1e-9, 1 - 1e-9)
-    m_angle = np.asarray(m_angle, dtype=float)
-    return np.cos(m_angle) + c * np.sin(m_angle) / np.sqrt(1.0 - c * c)
+    return derivative(lambda x, m: arc_target(x, m, th_mm=False), np.clip(np.asarray(c, dtype=float), -1, 1),
+                      m_angle)
 
 
 def st_arcface(c, m: float = M_DEFAULT):
-    """``st_ArcFace = cos m + c sin m / sqrt(1 − c²)`` (eq. 8/28). Check (m = 0.4):
-    c = −0.9 / 0 / 0.5 / 0.9 → 0.1170 / 0.9211 / 1.1459 / 1.7251."""
-    return st_angular(c, m)
+    """``st_ArcFace`` (eq. 8/28): the slope of the ArcFace head's target (exact mode) by autograd,
+    ``cos m + c sin m / sqrt(1 − c²)``, and 1 below ``cos(π − m)`` where insightface's fallback ``c − m sin m``
+    takes over. ``m`` may be an array. Check (m = 0.4): c = −0.9 / 0 / 0.5 / 0.9 → 0.1170 / 0.9211 / 1.1459 /
+    1.7251."""
+    return derivative(lambda x, m: arc_target(x, m, easy_margin=_ARC["easy_margin"]),
+                      np.clip(np.asarray(c, dtype=float), -1, 1), m)
 
 
 def st_adaface(c, q, m: float = M_DEFAULT):
@@ -224,11 +240,25 @@ def st_adaface(c, q, m: float = M_DEFAULT):
 
 
 def magface_margin_of_q(q, magface=MAGFACE_DEFAULTS):
-    """MagFace panel of Fig. 2: the y-axis ``q ∈ [−1, 1]`` is mapped linearly onto ``a ∈ [l_a, u_a]`` and
-    ``m(a) = l_m + (u_m − l_m)(a − l_a)/(u_a − l_a)``; returns ``(a, m(a))``."""
+    """MagFace panel of Fig. 2: the y-axis ``q ∈ [−1, 1]`` is mapped linearly onto ``a ∈ [l_a, u_a]``; returns
+    ``(a, m(a))`` with the head's :func:`fr.heads.magface.magface_margin`."""
     l_a, u_a, l_m, u_m = magface
     a = l_a + (np.asarray(q, dtype=float) + 1.0) / 2.0 * (u_a - l_a)
-    return a, l_m + (u_m - l_m) * (a - l_a) / (u_a - l_a)
+    return a, array(magface_margin(tensor(a), l_a, u_a, l_m, u_m))
+
+
+def magface_target_logit(c, m_a):
+    """MagFace's target logit ÷ s for margins ``m_a``: the registered head's target
+    (:func:`fr.heads.magface.magface_target`, with its easy margin: no margin where ``c <= 0``)."""
+    c_t, m_t = (tensor(x) for x in (np.clip(np.asarray(c, dtype=float), -1, 1), m_a))
+    return array(magface_target(c_t, m_t, easy_margin=_MAG["easy_margin"]))
+
+
+def st_magface(c, m_a):
+    """Slope of :func:`magface_target_logit` in ``c`` by autograd: :func:`st_angular` where ``c > 0``, 1 where
+    the easy margin keeps the plain cosine."""
+    return derivative(lambda x, m: magface_target(x, m, easy_margin=_MAG["easy_margin"]),
+                      np.clip(np.asarray(c, dtype=float), -1, 1), m_a)
 
 
 def st_hm(p):
@@ -281,17 +311,18 @@ class STResult:
 
 def scaling_term(method: str, c, q=0.0, *, s: float = S_DEFAULT, m: float = M_DEFAULT, c_n: float = 0.0,
                  K: float = 1.0, alpha: float | None = None, p0: float = P0_DEFAULT, gamma: float = 2.0,
-                 variant: str = "standard", beta: float = 1.0, alpha0: float | None = None,
+                 variant: str = _SMA["variant"], beta: float = _SMA["beta"], alpha0: float | None = _SMA["alpha0"],
                  magface=MAGFACE_DEFAULTS) -> STResult:
     """Scaling term ``st`` of ``method`` at target cosine ``c`` and quality ``q`` (broadcast).
 
-    ``p`` comes from :func:`probability` applied to the method's own target logit. Methods:
-    ``softmax``/``cosface`` (st = 1), ``arcface`` (eq. 28), ``adaface`` (eq. 9 first factor),
-    ``magface`` (ArcFace factor with ``m(a)``, ``q`` mapped to ``a``), ``hm-softmax`` / ``f-softmax``
-    (eq. 36/37 with the plain logit ``s c``), ``hm-softmax+adaface`` / ``f-softmax+adaface`` (AdaFace
-    logit, product of the two factors), ``sm-cosface`` (eq. 8 with the logit of eq. 4), ``smaface`` /
-    ``smaface*`` / ``nsmaface`` / ``nsmaface*`` (eq. 9, ``*`` = ×|7/(7+α)|). Default α: 1 for
-    ``sm-cosface``/``smaface``, 2 for ``smaface*``, −2 for ``nsmaface*``/``nsmaface`` (Table 2).
+    ``p`` comes from :func:`probability` applied to the method's own target logit (:func:`target_logit`, the
+    heads' functions). Methods: ``softmax``/``cosface`` (st = 1), ``arcface`` (eq. 28), ``adaface`` (eq. 9
+    first factor), ``magface`` (the MagFace head's target with ``m(a)``, ``q`` mapped to ``a``),
+    ``hm-softmax`` / ``f-softmax`` (eq. 36/37 with the plain logit ``s c``), ``hm-softmax+adaface`` /
+    ``f-softmax+adaface`` (AdaFace logit, product of the two factors), ``sm-cosface`` (eq. 8 with the logit of
+    eq. 4), ``smaface`` / ``smaface*`` / ``nsmaface`` / ``nsmaface*`` (eq. 9, ``*`` = ×|7/(7+α)|). Default α:
+    the registered head's (:data:`MINING_HEADS`): 1 for ``sm-cosface``/``smaface``, 2 for ``sm-cosface*`` /
+    ``smaface*``, −1 for ``nsm-cosface*``, −2 for ``nsmaface*``/``nsmaface`` (Tables 1-2).
     """
     method = method.lower()
     c = np.asarray(c, dtype=float)
@@ -313,9 +344,9 @@ def scaling_term(method: str, c, q=0.0, *, s: float = S_DEFAULT, m: float = M_DE
         st = st_adaface(c, q, m)
     elif method == "magface":
         _, m_a = magface_margin_of_q(q, magface)
-        f = np.cos(np.clip(np.arccos(np.clip(c, -1, 1)) + m_a, 0, math.pi))
+        f = magface_target_logit(c, m_a)
         p = probability(f, s=s, c_n=c_n, K=K)
-        st = st_angular(c, m_a)
+        st = st_magface(c, m_a)
     elif method in ("hm-softmax", "f-softmax"):
         f, p = _p("softmax")
         st = st_hm(p) if method == "hm-softmax" else st_focal(p, gamma)
@@ -323,17 +354,16 @@ def scaling_term(method: str, c, q=0.0, *, s: float = S_DEFAULT, m: float = M_DE
         f, p = _p("adaface")
         base = st_hm(p) if method.startswith("hm") else st_focal(p, gamma)
         st = base * st_adaface(c, q, m)
-    elif method in ("sm-cosface", "sm-cosface*", "nsm-cosface*"):
-        a = alpha if alpha is not None else {"sm-cosface": 1.0, "sm-cosface*": 2.0}.get(method, -2.0)
-        f, p = _p("sm-cosface")
+    elif method in MINING_HEADS:
+        a = default_alpha(method) if alpha is None else alpha
+        angular = "smaface" in method
+        f, p = _p("smaface" if angular else "sm-cosface")
         st = st_sm_cosface(p, a, star=method.endswith("*"), **mining_kw)
-    elif method in ("smaface", "smaface*", "nsmaface", "nsmaface*"):
-        a = alpha if alpha is not None else {"smaface": 1.0, "smaface*": 2.0}.get(method, -2.0)
-        f, p = _p("smaface")
-        st = st_adaface(c, q, m) * st_sm_cosface(p, a, star=method.endswith("*"), **mining_kw)
+        if angular:
+            st = st_adaface(c, q, m) * st
     else:
         raise ValueError(f"scaling_term: unknown method {method!r}; known: "
-                         f"{sorted(set(FIGURE2_METHODS) | {'softmax', 'cosface', 'smaface', 'nsmaface'})}")
+                         f"{sorted(set(FIGURE2_METHODS) | set(MINING_HEADS) | {'softmax', 'cosface'})}")
     st, p, f = np.broadcast_arrays(st, p, f)
     return STResult(st=np.array(st), p=np.array(p), f_tilde=np.array(f), correct=np.array(p) > 0.5)
 
@@ -354,8 +384,8 @@ def plot_figure2(methods=FIGURE2_METHODS, *, n_c: int = 201, n_q: int = 101, nco
     """Figure 2 (and, with ``methods=FIGURE9_METHODS, y_axis="m_angle"``, Figure 9): heatmaps of ``st``
     over ``(c, q)``; the correctly classified region (``p > 0.5``) is painted blue as in the paper.
 
-    ``alphas`` maps a method to its α (defaults: SMAFace* 2, NSMAFace* −2; the paper does not state the
-    α of its panels). ``y_axis="m_angle"`` relabels the y-axis as ``m_angle = −m q``. Colour limits are
+    ``alphas`` maps a method to its α (default: the registered head's, SMAFace* 2, NSMAFace* −2; the paper does
+    not state the α of its panels). ``y_axis="m_angle"`` relabels the y-axis as ``m_angle = −m q``. Colour limits are
     the 1st/99th percentiles of the un-masked region (``st`` diverges at ``c = ±1`` for angular margins).
     """
     alphas = alphas or {}
@@ -396,10 +426,11 @@ def plot_figure3(*, p0_values=(0.4, 0.5, 0.6, 0.7, 0.8), alpha_values=(0.5, 1, 2
     return fig
 
 
-def plot_figure4(*, m: float = M_DEFAULT, alpha: float = 1.0, p0: float = P0_DEFAULT, s: float = S_DEFAULT,
+def plot_figure4(*, m: float = M_DEFAULT, alpha: float | None = None, p0: float = P0_DEFAULT, s: float = S_DEFAULT,
                  c_n: float = 0.0, K: float = 1.0, n: int = 801):
     """Figure 4: ``st_ArcFace(c)`` (m = 0.4) against ``st_SM-CosFace(c)`` (p0 = 0.6, α = 1, m = 0.4,
-    s = 64, q = 0; ``p`` from :func:`probability`)."""
+    s = 64, q = 0; ``p`` from :func:`probability`); ``alpha=None`` is the SM-CosFace head's α (1)."""
+    alpha = default_alpha("sm-cosface") if alpha is None else alpha
     c = np.linspace(-0.99, 0.99, n)
     fig, ax = new_figure(1, 1, width=5)
     ax.plot(c, st_arcface(c, m), label=f"ArcFace (m={m:g})")
@@ -423,7 +454,7 @@ def plot_figure5(*, alpha: float = 2.0, p0: float = P0_DEFAULT, s: float = S_DEF
     mm = np.linspace(-1, 1, n)
     C, M = np.meshgrid(c, mm)
     arc = st_arcface(C, M)
-    p = probability(C - M, s=s, c_n=c_n, K=K)
+    p = probability(C - M, s=s, c_n=c_n, K=K)  # the CosFace logit c - m for every margin of the grid
     sm = st_sm_cosface(p, alpha, p0)
     fig, (a1, a2) = new_figure(1, 2, width=4.2)
     heatmap(a1, c, mm, arc, vmin=-3, vmax=3, cmap="coolwarm", title="st_ArcFace", xlabel="cos θ_y", ylabel="m")
@@ -433,7 +464,8 @@ def plot_figure5(*, alpha: float = 2.0, p0: float = P0_DEFAULT, s: float = S_DEF
 
 def plot_st_curves(alphas, *, method: str = "nsmaface*", variants=("standard",), x: str = "c", m: float = M_DEFAULT,
                    s: float = S_DEFAULT, p0: float = P0_DEFAULT, c_n: float = 0.0, K: float = 1.0,
-                   beta: float = 1.0, alpha0: float | None = None, ax=None, n: int = 801, title: str | None = None):
+                   beta: float = _SMA["beta"], alpha0: float | None = _SMA["alpha0"], ax=None, n: int = 801,
+                   title: str | None = None):
     """Curves of ``st`` at q = 0 (Figures 6–8, 10–12) for each α (and each mining variant).
 
     ``x="c"`` plots against ``cos θ_y`` (``p`` from :func:`probability`), ``x="p"`` against ``p``.
@@ -500,8 +532,8 @@ def plot_figure11(*, betas=(1, 2, 4, 8), alpha0: float = 1.0, prefactor_alpha: f
             star = prefactor_alpha != 0.0
             m = kw.get("m", M_DEFAULT)
             grid = np.linspace(-0.99, 0.99, 801) if x == "c" else np.linspace(1e-4, 1 - 1e-4, 801)
-            p = (probability(grid - m, s=kw.get("s", S_DEFAULT), c_n=kw.get("c_n", 0.0), K=kw.get("K", 1.0))
-                 if x == "c" else grid)
+            p = (probability(target_logit(grid, 0.0, m=m, kind="sm-cosface"), s=kw.get("s", S_DEFAULT),
+                             c_n=kw.get("c_n", 0.0), K=kw.get("K", 1.0)) if x == "c" else grid)
             st = st_sm_cosface(p, prefactor_alpha, kw.get("p0", P0_DEFAULT), "weak", star,
                                beta=sign * b, alpha0=alpha0)
             ax.plot(grid, st, label=f"β={sign * b:g}")

@@ -2,11 +2,13 @@
 
 Source: SphereFace (Liu et al., CVPR 2017) eq. 7 and the official Caffe prototxt (wy1iu/sphereface
 ``train/code/sphereface_model.prototxt``: m = 4, base = 1000, gamma = 0.12, power = 1, lambda_min = 5).
-Reference: ``heads.md`` §2.2, §4.7.
 
 * ``ψ(θ) = (−1)^k cos(mθ) − 2k`` for ``θ ∈ [kπ/m, (k+1)π/m]``, ``k = floor(mθ/π)``: decreasing from 1 to
   ``1 − 2m`` (−7 for m = 4) on ``[0, π]``.
 * target logit ``‖x‖ (λ cos θ + ψ(θ))/(1 + λ)`` with ``λ = max(λ_min, base (1 + γ·iter)^(−power))``.
+
+ψ, the target and the schedule are the SphereFace head's functions (:mod:`fr.heads.sphereface`) on float64
+tensors, and the defaults its registered ones.
 """
 from __future__ import annotations
 
@@ -14,36 +16,44 @@ import math
 
 import numpy as np
 
+from ..heads import head_defaults
+from ..heads.sphereface import a_softmax_psi, sphereface_lambda, sphereface_target
 from ._plot import new_figure
+from ._tensor import array, tensor
+
+_SPH = head_defaults("sphereface")
 
 
-def psi(theta, m: int = 4):
-    """``ψ(θ) = (−1)^k cos(mθ) − 2k``, ``k = floor(mθ/π)`` clipped to ``m − 1`` (so ψ(π) = 1 − 2m)."""
-    theta = np.asarray(theta, dtype=float)
-    k = np.clip(np.floor(m * theta / math.pi), 0, m - 1)
-    return np.where(k % 2 == 0, 1.0, -1.0) * np.cos(m * theta) - 2.0 * k
+def _cos(theta):
+    """``cos θ`` of array-like angles as a float64 tensor (the head takes cosines)."""
+    return tensor(theta).cos()
 
 
-def annealed_target(theta, lam, m: int = 4):
-    """Normalised target logit ``(λ cos θ + ψ(θ))/(1 + λ)`` (multiply by ‖x‖ for the official logit)."""
-    theta = np.asarray(theta, dtype=float)
-    return (lam * np.cos(theta) + psi(theta, m)) / (1.0 + lam)
+def psi(theta, m: int = _SPH["m"]):
+    """``ψ(θ) = (−1)^k cos(mθ) − 2k``, ``k = floor(mθ/π)`` clipped to ``m − 1`` (so ψ(π) = 1 − 2m):
+    :func:`fr.heads.sphereface.a_softmax_psi` of ``cos θ``."""
+    return array(a_softmax_psi(_cos(theta), m))
 
 
-def lambda_schedule(iteration, *, base: float = 1000.0, gamma: float = 0.12, power: float = 1.0,
-                    lambda_min: float = 5.0):
-    """``λ = max(λ_min, base (1 + γ·iter)^(−power))`` (official prototxt values)."""
-    it = np.asarray(iteration, dtype=float)
-    return np.maximum(lambda_min, base * (1.0 + gamma * it) ** (-power))
+def annealed_target(theta, lam, m: int = _SPH["m"]):
+    """Normalised target logit ``(λ cos θ + ψ(θ))/(1 + λ)`` (multiply by ‖x‖ for the official logit;
+    :func:`fr.heads.sphereface.sphereface_target`)."""
+    return array(sphereface_target(_cos(theta), lam, m))
 
 
-def iteration_reaching_min(*, base: float = 1000.0, gamma: float = 0.12, power: float = 1.0,
-                           lambda_min: float = 5.0) -> float:
+def lambda_schedule(iteration, *, base: float = _SPH["base"], gamma: float = _SPH["gamma"],
+                    power: float = _SPH["power"], lambda_min: float = _SPH["lambda_min"]):
+    """``λ = max(λ_min, base (1 + γ·iter)^(−power))`` (:func:`fr.heads.sphereface.sphereface_lambda`)."""
+    return array(sphereface_lambda(tensor(iteration), base, gamma, power, lambda_min))
+
+
+def iteration_reaching_min(*, base: float = _SPH["base"], gamma: float = _SPH["gamma"],
+                           power: float = _SPH["power"], lambda_min: float = _SPH["lambda_min"]) -> float:
     """Iteration (continuous) where ``base (1 + γ·iter)^(−power) = λ_min``: ≈ 1658.3 for the defaults."""
     return ((base / lambda_min) ** (1.0 / power) - 1.0) / gamma
 
 
-def plot_sphereface(*, m: int = 4, lambdas=(0.0, 5.0, 20.0, 1000.0), iters: int = 4000, n: int = 600):
+def plot_sphereface(*, m: int = _SPH["m"], lambdas=(0.0, 5.0, 20.0, 1000.0), iters: int = 4000, n: int = 600):
     """Left: ψ(θ) and the annealed target ``(λ cos θ + ψ)/(1 + λ)`` for several λ. Right: λ(iter)."""
     th = np.linspace(0, math.pi, n)
     fig, (a1, a2) = new_figure(1, 2, width=4.4)
@@ -55,7 +65,8 @@ def plot_sphereface(*, m: int = 4, lambdas=(0.0, 5.0, 20.0, 1000.0), iters: int 
     a1.legend(fontsize=7)
     it = np.arange(iters)
     a2.plot(it, lambda_schedule(it))
-    a2.axvline(iteration_reaching_min(), color="grey", ls=":", label=f"λ=5 at {iteration_reaching_min():.0f}")
+    a2.axvline(iteration_reaching_min(), color="grey", ls=":",
+               label=f"λ={_SPH['lambda_min']:g} at {iteration_reaching_min():.0f}")
     a2.set_yscale("log")
     a2.set_xlabel("iteration")
     a2.set_title("λ schedule", fontsize=9)

@@ -15,28 +15,30 @@ from typing import Iterable
 import torch
 import torch.nn as nn
 
-from ..config import OptimCfg
+from ..config import OptimCfg, check_choice
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
+
+#: ``(module, parameter name) -> exempt from weight decay`` for each ``optim.no_decay`` rule; the rule names are
+#: declared in ``fr.config.CHOICES`` (a test checks that every one is implemented here).
+EXEMPT = {
+    "norm_bias_prelu": lambda mod, name: isinstance(mod, (*_NORMS, nn.PReLU)) or name == "bias",
+    "bn": lambda mod, name: isinstance(mod, nn.modules.batchnorm._BatchNorm),
+    "none": lambda mod, name: False,
+}
 
 
 def _split(module: nn.Module, mode: str) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(decay, no_decay) parameters of ``module`` under rule ``mode``; each parameter once, in a fixed order."""
+    check_choice("optim.no_decay", mode)
+    exempt = EXEMPT[mode]
     decay, no_decay, seen = [], [], set()
     for mod in module.modules():
         for name, p in mod.named_parameters(recurse=False):
             if id(p) in seen or not p.requires_grad:
                 continue
             seen.add(id(p))
-            if mode == "none":
-                exempt = False
-            elif mode == "bn":
-                exempt = isinstance(mod, nn.modules.batchnorm._BatchNorm)
-            elif mode == "norm_bias_prelu":
-                exempt = isinstance(mod, (*_NORMS, nn.PReLU)) or name == "bias"
-            else:
-                raise ValueError(f"optim.no_decay must be 'norm_bias_prelu', 'bn' or 'none', got {mode!r}")
-            (no_decay if exempt else decay).append(p)
+            (no_decay if exempt(mod, name) else decay).append(p)
     return decay, no_decay
 
 
@@ -60,8 +62,7 @@ def param_groups(backbone: nn.Module, head: nn.Module, cfg: OptimCfg) -> list[di
 
 def build_optimizer(backbone: nn.Module, head: nn.Module, cfg: OptimCfg, lr: float) -> torch.optim.Optimizer:
     """SGD(momentum, nesterov) over :func:`param_groups` at learning rate ``lr`` (the derived one)."""
-    if cfg.name != "sgd":
-        raise ValueError(f"optim.name {cfg.name!r} is not supported; the reproduced papers all use 'sgd'")
+    check_choice("optim.name", cfg.name)  # "sgd" only: the reproduced papers all use it
     return torch.optim.SGD(param_groups(backbone, head, cfg), lr=lr, momentum=cfg.momentum,
                            nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
 

@@ -16,7 +16,7 @@ import bisect
 
 import torch
 
-from ..config import Derived, ScheduleCfg
+from ..config import Derived, ScheduleCfg, check_choice
 
 
 class LRFactor:
@@ -24,8 +24,7 @@ class LRFactor:
 
     def __init__(self, kind: str, total_steps: int, warmup_steps: int = 0, milestones: tuple[int, ...] = (),
                  gamma: float = 0.1, power: float = 1.0):
-        if kind not in ("multistep", "poly"):
-            raise ValueError(f"schedule kind must be 'multistep' or 'poly', got {kind!r}")
+        check_choice("schedule.kind", kind)
         self.kind, self.total_steps, self.warmup_steps = kind, int(total_steps), int(warmup_steps)
         self.milestones, self.gamma, self.power = tuple(int(m) for m in milestones), float(gamma), float(power)
 

@@ -1,10 +1,10 @@
-"""ROC curves and TAR@FAR, without scikit-learn at run time.
+"""ROC curves and TAR@FAR.
 
 Convention: a *score* is a similarity, higher means "same identity". Labels are booleans (True = genuine pair).
 
-``roc_curve`` reproduces :func:`sklearn.metrics.roc_curve` point for point (including its default
-``drop_intermediate=True`` and the leading ``(0, 0)`` point with threshold ``+inf``), because insightface's
-IJB script reads TAR@FAR off that very curve. The tests compare the two.
+``roc_curve`` is :func:`sklearn.metrics.roc_curve` (with its default ``drop_intermediate=True`` and the leading
+``(0, 0)`` point with threshold ``+inf``), after checking the inputs, because insightface's IJB script reads
+TAR@FAR off that very curve; :func:`auc` is :func:`sklearn.metrics.roc_auc_score`.
 
 TAR@FAR (true accept rate at a false accept rate) has no single definition in the literature; three readings
 are offered, and every result records which one was used:
@@ -51,28 +51,16 @@ def _check_labels_scores(labels, scores) -> tuple[np.ndarray, np.ndarray]:
 
 
 def roc_curve(labels, scores, *, drop_intermediate: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """False and true positive rates at every distinct score threshold, as ``sklearn.metrics.roc_curve``.
+    """False and true positive rates at every distinct score threshold (:func:`sklearn.metrics.roc_curve`).
 
     A pair is accepted at threshold ``t`` when ``score >= t``. Returns ``(fpr, tpr, thresholds)``, non-decreasing
     in ``fpr`` and ``tpr``, starting at ``(0, 0)`` with threshold ``+inf``. ``drop_intermediate`` removes the
-    points that sklearn removes (those where both the false- and true-positive counts advance by the same
-    amount as at the previous step, i.e. interior points of equally spaced collinear runs).
+    interior points of collinear runs, as sklearn does.
     """
+    from sklearn import metrics  # here, not at module level: it would double the import time of fr.eval
+
     labels, scores = _check_labels_scores(labels, scores)
-    order = np.argsort(scores, kind="mergesort")[::-1]
-    s, y = scores[order], labels[order]
-    distinct = np.flatnonzero(np.diff(s))
-    idx = np.r_[distinct, y.size - 1]
-    tps = np.cumsum(y, dtype=np.int64)[idx]
-    fps = 1 + idx - tps
-    thr = s[idx]
-    if drop_intermediate and fps.size > 2:
-        keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
-        fps, tps, thr = fps[keep], tps[keep], thr[keep]
-    fps = np.r_[0, fps]
-    tps = np.r_[0, tps]
-    thr = np.r_[np.inf, thr]
-    return fps / fps[-1], tps / tps[-1], thr
+    return metrics.roc_curve(labels, scores, drop_intermediate=drop_intermediate)
 
 
 def far_resolution(labels) -> float:
@@ -118,6 +106,8 @@ def tar_at_far(labels, scores, fars: Iterable[float] = (1e-4, 1e-3, 1e-2, 1e-1),
 
 
 def auc(labels, scores) -> float:
-    """Area under the ROC (trapezoids on the full curve; equals the Mann-Whitney probability with ties as 1/2)."""
-    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
-    return float(np.trapezoid(tpr, fpr))
+    """Area under the ROC (:func:`sklearn.metrics.roc_auc_score`; the Mann-Whitney probability, ties as 1/2)."""
+    from sklearn import metrics
+
+    labels, scores = _check_labels_scores(labels, scores)
+    return float(metrics.roc_auc_score(labels, scores))

@@ -18,8 +18,8 @@ Resampling pairs with replacement from a boolean vector draws the number of corr
 (for two paired vectors: the four outcome counts from a multinomial), so the bootstraps here draw those counts
 directly — the same distribution as index resampling, at a cost independent of the number of pairs.
 
-The Student t quantile (:func:`t_quantile`) is computed here from the regularised incomplete beta function
-(continued fraction, Numerical Recipes §6.4) and bisection, so that scipy is not a dependency.
+The Student t and binomial distributions come from :mod:`scipy.stats` / :mod:`scipy.special`; the
+functions below only name them in this module's terms and check their arguments.
 """
 from __future__ import annotations
 
@@ -29,77 +29,41 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 
-# --- Student t distribution -------------------------------------------------------------------------------
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny, eps = 1e-300, 1e-15
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10_000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < eps:
-            return h
-    raise ArithmeticError(f"incomplete beta continued fraction did not converge (a={a}, b={b}, x={x})")
-
+# --- Student t and binomial distributions (scipy) ---------------------------------------------------------
 
 def betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta function ``I_x(a, b)`` for ``a, b > 0``, ``0 <= x <= 1``."""
+    """Regularised incomplete beta function ``I_x(a, b)`` for ``a, b > 0``, ``0 <= x <= 1``
+    (:func:`scipy.special.betainc`)."""
     if not 0.0 <= x <= 1.0:
         raise ValueError(f"betainc needs 0 <= x <= 1, got {x}")
-    if x in (0.0, 1.0):
-        return x
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+    if not (a > 0 and b > 0):
+        raise ValueError(f"betainc needs a, b > 0, got a={a}, b={b}")
+    from scipy import special  # scipy is imported where used: fr.eval loads on every training run
+
+    return float(special.betainc(a, b, x))
+
+
+def _check_df(df: float) -> None:
+    if not df > 0:
+        raise ValueError(f"degrees of freedom must be positive, got {df}")
 
 
 def t_cdf(t: float, df: float) -> float:
-    """CDF of Student's t with ``df`` degrees of freedom: ``1 - I_{df/(df+t^2)}(df/2, 1/2) / 2`` for t >= 0."""
-    if df <= 0:
-        raise ValueError(f"degrees of freedom must be positive, got {df}")
-    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t >= 0 else tail
+    """CDF of Student's t with ``df`` degrees of freedom (:data:`scipy.stats.t`)."""
+    _check_df(df)
+    from scipy import stats
+
+    return float(stats.t.cdf(t, df))
 
 
 def t_quantile(p: float, df: float) -> float:
-    """Quantile of Student's t (the inverse of :func:`t_cdf`), by bisection to ~1e-12."""
+    """Quantile of Student's t, the inverse of :func:`t_cdf` (:data:`scipy.stats.t`)."""
     if not 0.0 < p < 1.0:
         raise ValueError(f"t_quantile needs 0 < p < 1, got {p}")
-    if p == 0.5:
-        return 0.0
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, df) < p:
-        lo, hi = hi, hi * 2.0
-        if hi > 1e12:
-            raise ArithmeticError(f"t quantile p={p}, df={df} is out of range")
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-12 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
+    _check_df(df)
+    from scipy import stats
+
+    return float(stats.t.ppf(p, df))
 
 
 # --- intervals --------------------------------------------------------------------------------------------
@@ -198,15 +162,12 @@ def _paired(correct_a, correct_b) -> tuple[np.ndarray, np.ndarray]:
 
 
 def binom_cdf_half(k: int, n: int) -> float:
-    """``P[Binomial(n, 1/2) <= k]``, exactly (integer arithmetic), for any n."""
+    """``P[Binomial(n, 1/2) <= k]`` (:data:`scipy.stats.binom`), for any ``n, k >= 0``."""
     if n < 0 or k < 0:
         raise ValueError(f"need n, k >= 0, got n={n}, k={k}")
-    k = min(k, n)
-    total, term = 0, 1
-    for i in range(k + 1):
-        total += term
-        term = term * (n - i) // (i + 1)
-    return total / (1 << n)
+    from scipy import stats
+
+    return float(stats.binom.cdf(k, n, 0.5))
 
 
 def mcnemar_test(correct_a, correct_b) -> PairedTest:

@@ -4,7 +4,7 @@ The "AdaFace margin" is three pieces, all here and shared by :mod:`fr.heads.smaf
 
 * the norm score ``ẑ = clip((a - μ) / (σ + eps) · h, -1, 1)`` of each row, with ``a = clip(||x||, 0.001, 100)``
   detached and ``μ``, ``σ`` exponential moving averages of the batch mean and (unbiased) standard deviation of ``a``
-  (:meth:`NormAdaptiveMargin.norm_score`);
+  (:func:`adaface_norm_score`, fed by :meth:`NormAdaptiveMargin.norm_score`);
 * the two margins ``g_angle = -m ẑ`` and ``g_add = m ẑ + m`` (:func:`adaface_margins`);
 * the target logit ``s (cos(clip(θ_y + g_angle, eps, π - eps)) - g_add)`` (angular form, AdaFace / SMAFace) or
   ``s (cos θ_y - g_add)`` (cosine form, SM-CosFace) (:func:`adaface_target`).
@@ -22,6 +22,13 @@ from .base import MarginRule, ShardContext
 ADAFACE_EPS = 1e-3
 #: Range the official code clips the feature norm to before computing statistics.
 NORM_CLIP = (0.001, 100.0)
+
+
+def adaface_norm_score(a: torch.Tensor, mu: float | torch.Tensor, sigma: float | torch.Tensor, h: float,
+                       eps: float = ADAFACE_EPS) -> torch.Tensor:
+    """``ẑ = clip((a - μ) / (σ + eps) · h, -1, 1)`` for feature norms ``a`` already clipped to :data:`NORM_CLIP`
+    and the running mean ``μ`` and standard deviation ``σ`` of the norms."""
+    return ((a - mu) / (sigma + eps) * h).clamp(-1.0, 1.0)
 
 
 def adaface_margins(zhat: torch.Tensor, m: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,7 +96,7 @@ class NormAdaptiveMargin(MarginRule):
         if self.training:
             self._update_norm_stats(a, ctx)
         mu, sigma = self.batch_mean.to(a.dtype), self.batch_std.to(a.dtype)
-        zhat = ((a - mu) / (sigma + ADAFACE_EPS) * self.h).clamp(-1.0, 1.0)
+        zhat = adaface_norm_score(a, mu, sigma, self.h)
         self.stat(batch_mean=self.batch_mean, batch_std=self.batch_std, zhat_mean=ctx.mean_valid(zhat),
                   zhat_clipped=ctx.mean_valid((zhat.abs() >= 1.0).to(a.dtype)))
         return zhat

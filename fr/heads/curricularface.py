@@ -11,6 +11,24 @@ from .base import MarginRule, ShardContext, arc_target
 
 COEF_MODES = ("paper_values", "equation")
 MASK_MODES = ("curricular", "fixed")
+#: ``(a, b)`` of ReCurricularFace's hard-negative coefficient ``I = a c_j + b t`` in the paper's experiments (Sec. 4.2).
+PAPER_COEFFICIENTS = (1.1, 0.4)
+
+
+def curricular_hard_threshold(c_y: torch.Tensor, m: float) -> torch.Tensor:
+    """CurricularFace's hard-negative threshold: a negative with a cosine above ``cos(θ_y + m)`` is hard. The
+    cos/sin expansion without the th/mm fallback (the official mask), per row."""
+    return arc_target(c_y, m, th_mm=False)
+
+
+def curricular_negative(c: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    """CurricularFace's logit of a hard negative (before the scale): ``N(t, c) = c (t + c)``."""
+    return c * (t + c)
+
+
+def recurricular_negative(c: torch.Tensor, t: torch.Tensor | float, a: float, b: float) -> torch.Tensor:
+    """ReCurricularFace's logit of a hard negative (before the scale): ``N(t, c) = c (a c + b t)`` (Eq. 1, 6)."""
+    return c * (a * c + b * t)
 
 
 def ema_update_(buffer: torch.Tensor, value: torch.Tensor, ctx: ShardContext, weight: float) -> None:
@@ -82,11 +100,11 @@ class CurricularFace(MarginRule):
     # the two pieces ReCurricularFace changes
     def hard_threshold(self, c_y: torch.Tensor) -> torch.Tensor:
         """Per row: a negative with a cosine above this is hard. ``cos(theta_y + m)``, no th/mm."""
-        return arc_target(c_y, self.m, th_mm=False)
+        return curricular_hard_threshold(c_y, self.m)
 
     def negative_logit(self, cos: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``N(t, c)`` of a hard negative (before the scale)."""
-        return cos * (t + cos)
+        return curricular_negative(cos, t)
 
     def logits(self, cos: torch.Tensor, ctx: ShardContext, norms: torch.Tensor) -> torch.Tensor:
         c_y = ctx.target(cos)
@@ -154,7 +172,8 @@ class ReCurricularFace(CurricularFace):
         if not 0.0 < E < 180.0:
             raise ValueError(f"recurricularface: E is an angle in degrees in (0, 180), got {E}")
         self.E, self.coef_mode, self.mask_mode = float(E), coef_mode, mask_mode
-        self.a, self.b = (1.1, 0.4) if coef_mode == "paper_values" else recurricular_coefficients(self.E, self.m)
+        self.a, self.b = (PAPER_COEFFICIENTS if coef_mode == "paper_values"
+                          else recurricular_coefficients(self.E, self.m))
         self.fixed_threshold = math.cos((math.radians(self.E) - self.m) / 2.0)
 
     def hard_threshold(self, c_y: torch.Tensor) -> torch.Tensor:
@@ -163,4 +182,4 @@ class ReCurricularFace(CurricularFace):
         return super().hard_threshold(c_y)
 
     def negative_logit(self, cos: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return cos * (self.a * cos + self.b * t)
+        return recurricular_negative(cos, t, self.a, self.b)

@@ -20,6 +20,16 @@ from .registry import register_head
 from .base import MarginRule, ShardContext
 
 
+def cosine_distance(cos: torch.Tensor, eps: float) -> torch.Tensor:
+    """``d = max(1 - cos, 0) + eps``; the clamp guards cosines rounded above 1, ``eps`` keeps ``log d`` finite."""
+    return (1.0 - cos).clamp_min(0.0) + eps
+
+
+def harmax_logits(d: torch.Tensor, n: float) -> torch.Tensor:
+    """``-n log d``: softmax over these is HarMax, ``p_j = d_j^{-n} / sum_k d_k^{-n}``."""
+    return -n * torch.log(d)
+
+
 @register_head(
     "harmonic",
     paper=("Rethinking the harmonic loss via non-Euclidean distance layers, 2025 preprint (code: "
@@ -63,4 +73,4 @@ class HarmonicCosine(MarginRule):
 
     def logits(self, cos: torch.Tensor, ctx: ShardContext, norms: torch.Tensor) -> torch.Tensor:
         self.stat(dist_y=ctx.mean_valid(1.0 - ctx.target(cos.detach())))
-        return -self.n * torch.log((1.0 - cos).clamp_min(0.0) + self.eps)
+        return harmax_logits(cosine_distance(cos, self.eps), self.n)

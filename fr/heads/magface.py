@@ -25,6 +25,17 @@ def magface_regulariser(a: torch.Tensor, u_a: float) -> torch.Tensor:
     return a / (u_a * u_a) + 1.0 / a
 
 
+def magface_target(c_y: torch.Tensor, m: torch.Tensor, *, easy_margin: bool = True) -> torch.Tensor:
+    """MagFace's target cosine (before ``s``): ``cos(θ_y + m)`` with the official fallbacks, the easy margin
+    (``c_y`` kept where ``c_y <= 0``) or else insightface's ``c_y - m sin m`` where ``θ_y + m > π``."""
+    return arc_target(c_y, m, easy_margin=easy_margin, th_mm=True)
+
+
+def mag_cosface_target(c_y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Mag-CosFace's target cosine (before ``s``): ``c_y - m`` (the official cosine branch, no fallback)."""
+    return c_y - m
+
+
 def magface_lambda_bound(s: float = 64.0, l_a: float = 10.0, u_a: float = 110.0, l_m: float = 0.45,
                          u_m: float = 0.8) -> float:
     """The smallest ``λ_g`` for which MagFace's optimal norm is unique (the official trainer prints it):
@@ -101,7 +112,7 @@ class MagFace(MarginRule):
 
     def target(self, c_y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """Target cosine (before ``s``) for target cosines ``c_y`` and per-row margins ``m``."""
-        return arc_target(c_y, m, easy_margin=self.easy_margin, th_mm=True)
+        return magface_target(c_y, m, easy_margin=self.easy_margin)
 
     def logits(self, cos: torch.Tensor, ctx: ShardContext, norms: torch.Tensor) -> torch.Tensor:
         m = self.margin(self.clamped_norm(norms))
@@ -141,4 +152,4 @@ class MagCosFace(MagFace):
         self._init_common(s, l_a, u_a, l_m, u_m, lambda_g)
 
     def target(self, c_y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        return c_y - m
+        return mag_cosface_target(c_y, m)

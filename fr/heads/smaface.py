@@ -16,7 +16,6 @@ which its (unreleased) training code used.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from .registry import register_head
@@ -36,29 +35,20 @@ def star_factor(alpha: float) -> float:
     return abs(STAR_CONSTANT / (STAR_CONSTANT + alpha))
 
 
-def _sigmoid(x):
-    if torch.is_tensor(x):
-        return torch.sigmoid(x)
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic for numpy input
-
-
-def _sigmoid_argument(p, p0: float, variant: str, beta: float):
+def _sigmoid_argument(p: torch.Tensor, p0: float, variant: str, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``u`` with ``I = 1 + a (σ(u) - 0.5)``: ``u = β (p0 - p)``, one-sided for weak/strong; and ``du/dp``."""
     if variant not in VARIANTS:
         raise ValueError(f"SMAFace mining weight: variant must be one of {VARIANTS}, got {variant!r}")
-    is_t = torch.is_tensor(p)
-    if not is_t:
-        p = np.asarray(p, dtype=float)
     d = p0 - p
     if variant == "weak":  # exponent min(p - p0, 0)  <=>  argument max(p0 - p, 0): I = 1 on easy rows (p >= p0)
-        u = d.clamp_min(0.0) if is_t else np.maximum(d, 0.0)
-        du = -beta * ((d > 0).to(p.dtype) if is_t else (d > 0).astype(float))
+        u = d.clamp_min(0.0)
+        du = -beta * (d > 0).to(p.dtype)
     elif variant == "strong":  # exponent max(p - p0, 0)  <=>  argument min(p0 - p, 0): I = 1 on hard rows (p <= p0)
-        u = d.clamp_max(0.0) if is_t else np.minimum(d, 0.0)
-        du = -beta * ((d < 0).to(p.dtype) if is_t else (d < 0).astype(float))
+        u = d.clamp_max(0.0)
+        du = -beta * (d < 0).to(p.dtype)
     else:
         u = d
-        du = -beta * (torch.ones_like(p) if is_t else np.ones_like(d))
+        du = -beta * torch.ones_like(p)
     return beta * u, du
 
 
@@ -68,9 +58,9 @@ def _amplitude(alpha: float, variant: str, alpha0: float | None) -> float:
     return 1.0 if variant == "beta" else float(alpha)
 
 
-def mining_weight(p, alpha: float = 1.0, p0: float = P0_DEFAULT, variant: str = "standard", star: bool = False,
-                  *, beta: float = 1.0, alpha0: float | None = None):
-    """The SMAFace mining weight ``I(p)`` and its variants, for a tensor (differentiable) or array/float ``p``.
+def mining_weight(p: torch.Tensor, alpha: float = 1.0, p0: float = P0_DEFAULT, variant: str = "standard",
+                  star: bool = False, *, beta: float = 1.0, alpha0: float | None = None) -> torch.Tensor:
+    """The SMAFace mining weight ``I(p)`` and its variants, for a tensor ``p`` (differentiable).
 
     ``I(p) = [|7/(7+α)| if star] · (1 + a (σ(β (p0 - p)) - 0.5))`` with
 
@@ -87,17 +77,17 @@ def mining_weight(p, alpha: float = 1.0, p0: float = P0_DEFAULT, variant: str = 
     """
     a = _amplitude(alpha, variant, alpha0)
     u, _ = _sigmoid_argument(p, p0, variant, beta)
-    w = 1.0 + a * (_sigmoid(u) - 0.5)
+    w = 1.0 + a * (torch.sigmoid(u) - 0.5)
     return w * star_factor(alpha) if star else w
 
 
-def mining_weight_grad(p, alpha: float = 1.0, p0: float = P0_DEFAULT, variant: str = "standard", star: bool = False,
-                       *, beta: float = 1.0, alpha0: float | None = None):
+def mining_weight_grad(p: torch.Tensor, alpha: float = 1.0, p0: float = P0_DEFAULT, variant: str = "standard",
+                       star: bool = False, *, beta: float = 1.0, alpha0: float | None = None) -> torch.Tensor:
     """``dI/dp`` of :func:`mining_weight` in closed form: ``α σ(p0 - p)(σ(p0 - p) - 1)`` for the standard variant
     (appendix eq. 34), times ``β`` for the β-variant, zero on the flat side of weak/strong, times the star factor."""
     a = _amplitude(alpha, variant, alpha0)
     u, du = _sigmoid_argument(p, p0, variant, beta)
-    sg = _sigmoid(u)
+    sg = torch.sigmoid(u)
     g = a * sg * (1.0 - sg) * du
     return g * star_factor(alpha) if star else g
 

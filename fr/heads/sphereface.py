@@ -41,6 +41,20 @@ def a_softmax_psi(c: torch.Tensor, m: int) -> torch.Tensor:
     return sign * chebyshev_cos(c, m) - 2.0 * k
 
 
+def sphereface_lambda(iteration: int | torch.Tensor, base: float, gamma: float, power: float,
+                      lambda_min: float) -> torch.Tensor:
+    """``lambda = max(lambda_min, base (1 + gamma iteration)^(-power))``, the Caffe layer's schedule (float64)."""
+    it = torch.as_tensor(iteration, dtype=torch.float64)
+    lam = base * (1.0 + gamma * it) ** (-power)
+    return lam.clamp_min(lambda_min)
+
+
+def sphereface_target(c_y: torch.Tensor, lam: torch.Tensor | float, m: int) -> torch.Tensor:
+    """The official layer's target logit divided by the feature norm: ``(lambda c_y + psi(theta_y)) / (1 + lambda)``
+    (``lambda = 0`` is the paper's A-Softmax target ``psi``)."""
+    return (lam * c_y + a_softmax_psi(c_y, m)) / (1.0 + lam)
+
+
 @register_head(
     "sphereface",
     paper="Liu et al., SphereFace: deep hypersphere embedding for face recognition, CVPR 2017 (arXiv:1704.08063)",
@@ -101,9 +115,7 @@ class SphereFace(MarginRule):
 
     def lambda_at(self, iteration: int | torch.Tensor) -> torch.Tensor:
         """``lambda`` of the Caffe schedule at a given iteration (tensor, float64)."""
-        it = torch.as_tensor(iteration, dtype=torch.float64)
-        lam = self.base * (1.0 + self.gamma * it) ** (-self.power)
-        return lam.clamp_min(self.lambda_min)
+        return sphereface_lambda(iteration, self.base, self.gamma, self.power, self.lambda_min)
 
     def logits(self, cos: torch.Tensor, ctx: ShardContext, norms: torch.Tensor) -> torch.Tensor:
         if self.training:
@@ -111,7 +123,7 @@ class SphereFace(MarginRule):
                 self.iteration += 1
         lam = self.lambda_at(self.iteration).to(cos.dtype)
         c_y = ctx.target(cos)
-        target = (lam * c_y + a_softmax_psi(c_y, self.m)) / (1.0 + lam)
+        target = sphereface_target(c_y, lam, self.m)
         scale = norms[:, None] if self.s is None else self.s
         self.stat(lam=lam, iteration=self.iteration)
         if self.s is None:
