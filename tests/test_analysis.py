@@ -16,7 +16,6 @@ from fr.heads import create_rule
 from fr.heads.base import ShardContext
 from fr.heads.magface import magface_lambda_bound
 from fr.heads.sface import r_intra
-from oracle_utils import make_ctx
 
 
 def close(actual, expected, tol):
@@ -285,7 +284,8 @@ def _two_class(c, other=0.0):
     """One row per target cosine ``c``: cosines ``[c, other]``, label 0 (the analyses' two-class toy)."""
     c = torch.as_tensor(np.asarray(c, dtype=float))
     cos = torch.stack([c, torch.full_like(c, other)], 1)
-    return cos, make_ctx(torch.zeros(len(c), dtype=torch.long))
+    labels = torch.zeros(len(c), dtype=torch.long)
+    return cos, ShardContext(labels, labels.clone())  # one process: local labels are the global ones
 
 
 @pytest.mark.parametrize("method, head", [("smaface*", "smaface_star"), ("nsmaface*", "nsmaface_star"),

@@ -268,9 +268,11 @@ def test_channels_last_equivalence(name):
             ref.output_layer[1].p = cl.output_layer[1].p = 0.0  # dropout would draw different masks
         e1, n1 = ref(x)
         e2, n2 = cl(x.contiguous(memory_format=torch.channels_last))
-        scale = float(e1.detach().abs().max())  # conv weights ~ N(0, 0.1) give large activations at init
-        torch.testing.assert_close(e2, e1, rtol=1e-4, atol=1e-5 * scale)
-        torch.testing.assert_close(n2, n1, rtol=1e-4, atol=1e-5 * scale)
+        # conv weights ~ N(0, 0.1) give large activations at init; the two layouts run different float32 conv
+        # kernels (summation orders differ by CPU: AVX2 and AVX-512 builds), a layout bug moves outputs by O(scale)
+        scale = float(e1.detach().abs().max())
+        torch.testing.assert_close(e2, e1, rtol=1e-4, atol=1e-4 * scale)
+        torch.testing.assert_close(n2, n1, rtol=1e-4, atol=1e-4 * scale)
     (e1.sum() + n1.sum()).backward()
     (e2.sum() + n2.sum()).backward()
     w1 = dict(ref.named_parameters())
