@@ -11,6 +11,7 @@ import torch
 from fr.config import DataCfg
 from fr.data import find_bin, find_train_set, load_training_set, save_bin, synthetic_faces
 from fr.data.locate import DEFAULT_TRAIN_SET
+from fr.engine.evaluation import VerificationSets
 from test_data_datasets import make_set
 
 
@@ -45,8 +46,9 @@ def test_train_set_flat_layout_answers_any_name(root):
 
 
 def test_train_set_errors_name_the_path_and_the_data_root(root, tmp_path):
-    with pytest.raises(FileNotFoundError, match=rf"no training set 'webface4m' under the data root {re.escape(str(root))}: "
-                                                r"looked for 'webface4m/train\.rec' and 'train\.rec'; set FR_DATA"):
+    with pytest.raises(FileNotFoundError, match=rf"no training set 'webface4m' under the data root "
+                                                rf"{re.escape(str(root))}: looked for 'webface4m/train\.rec' and "
+                                                r"'train\.rec'; set FR_DATA"):
         find_train_set("webface4m")
     with pytest.raises(FileNotFoundError, match=f"training set {re.escape(str(tmp_path / 'nowhere'))} does not exist"):
         find_train_set(tmp_path / "nowhere")  # an absolute path that does not exist
@@ -88,3 +90,8 @@ def test_bin_lookup_layouts_and_errors(root, tmp_path):
         find_bin("agedb_30")
     with pytest.raises(FileNotFoundError, match=f"verification set {re.escape(str(tmp_path / 'no.bin'))} does not"):
         find_bin(tmp_path / "no.bin")
+    # the trainer's verification sets go through the same rule
+    sets = VerificationSets(size=8)
+    assert sets.get("cfp_fp").issame.tolist() == [True, False]
+    with pytest.raises(FileNotFoundError, match="no verification set 'agedb_30'"):
+        sets.get("agedb_30")

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
+import fr.engine.trainer
 import fr.train
 from fr.config import config_hash, load_config
-from fr.engine import NonFiniteLossError, Trainer, load_checkpoint
+from fr.engine import NonFiniteLossError, Trainer, load_checkpoint, scalars
 from fr.results import load_runs, run_id
 
 TINY = {
@@ -148,3 +149,34 @@ def test_print_config_cli(capsys):
                           "--print-config"]) == 0
     out = capsys.readouterr().out
     assert "m: 0.4" in out and "# config_hash:" in out and '"total_steps": 6' in out
+
+
+def test_step_statistics_stay_tensors_until_a_logged_step(tmp_path, monkeypatch):
+    """Converting a device tensor to a float waits for the device: only logged steps convert (on CPU the
+    conversions are counted; on a GPU each would be a sync)."""
+    trainer = Trainer(tiny(**{"runtime.log_every": 3, "schedule.steps": 7}), run_dir=tmp_path)
+    converted = []
+    monkeypatch.setattr(fr.engine.trainer, "scalars", lambda stats: converted.append(stats) or scalars(stats))
+    res = trainer.fit()
+    assert len(converted) == 3 and [r["step"] for r in res.history] == [3, 6, 7]  # every 3rd step, and the last
+    assert all(torch.is_tensor(converted[0][k]) for k in ("loss", "acc", "grad_norm"))
+    assert all(isinstance(v, float) for r in res.history for v in r.values() if not isinstance(v, int))
+    log = pd.read_csv(tmp_path / "train_log.csv")
+    assert log["step"].tolist() == [3, 6, 7] and log["loss"].tolist() == [r["loss"] for r in res.history]
+
+
+def test_ema_is_checkpointed_resumed_evaluated_and_exported(tmp_path, toy_bin):
+    cfg = tiny(**{"optim.ema_decay": 0.5, "schedule.steps": 4, "eval.sets": ["toy"], "eval.pairs": 10})
+    a = fr.train.run(cfg, results_root=tmp_path / "a")
+    fr.train.run(cfg, results_root=tmp_path / "b", stop_after=2)
+    b = fr.train.run(cfg, results_root=tmp_path / "b")  # resumes the average too
+    ca, cb = load_checkpoint(a.path / "ckpt" / "last.pt"), load_checkpoint(b.path / "ckpt" / "last.pt")
+    assert int(ca["ema"]["updates"]) == 4 and ca["ema"].keys() == cb["ema"].keys()
+    assert all(torch.equal(v, cb["ema"][k]) for k, v in ca["ema"].items())
+    assert a.accuracy("toy") == b.accuracy("toy")
+    exported = torch.load(a.path / "ckpt" / "model.pt", weights_only=False)["state_dict"]
+    ema = {k.removeprefix("module."): v for k, v in ca["ema"].items() if k.startswith("module.")}
+    assert exported.keys() == ema.keys() and all(torch.equal(v, ema[k]) for k, v in exported.items())
+    assert not torch.equal(exported["fc.weight"], ca["backbone"]["fc.weight"])  # the average, not the last step
+    trainer = Trainer(cfg, run_dir=a.path)
+    assert trainer.step == 4 and trainer.eval_model is trainer.ema.module  # what evaluate() runs

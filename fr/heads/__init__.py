@@ -15,7 +15,7 @@ from typing import Any
 
 from ..registry import Registry
 from .base import Head, HeadOutput, MarginRule, ShardContext, arc_target, safe_acos, safe_sin
-from .classifier import CosineClassifier, PartialFC, init_centres
+from .classifier import PartialFC, init_centres
 
 HEADS = Registry("head")
 
@@ -88,6 +88,6 @@ def _import_all() -> None:
 
 _import_all()
 
-__all__ = ["HEADS", "Head", "HeadOutput", "MarginRule", "ShardContext", "PartialFC", "CosineClassifier",
+__all__ = ["HEADS", "Head", "HeadOutput", "MarginRule", "ShardContext", "PartialFC",
            "create_head", "create_rule", "list_heads", "head_info", "head_defaults", "register_head",
            "arc_target", "safe_acos", "safe_sin", "init_centres"]
