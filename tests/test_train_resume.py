@@ -61,7 +61,7 @@ def test_resume_is_bitwise_equal_and_records_are_found_not_repeated(tmp_path, to
     assert b1.status == "incomplete" and not (b1.path / "metrics.json").exists()
     assert load_checkpoint(b1.path / "ckpt" / "last.pt")["step"] == 5
     b = fr.train.run(cfg, results_root=tmp_path / "b")  # new objects, resumes from the checkpoint
-    assert b.complete and b.metrics["steps"] == 10
+    assert b.complete and b.metrics.steps == 10
 
     la, lb = a.train_log(), b.train_log()
     assert list(la["step"]) == list(lb["step"]) == list(range(1, 11))
@@ -74,7 +74,7 @@ def test_resume_is_bitwise_equal_and_records_are_found_not_repeated(tmp_path, to
         for k in ta:
             assert torch.equal(ta[k], tb[k]), f"{part}{k} differs after resume"
     assert any("batch_mean" in k for k in dict(_tensors(ca["head"])))  # the EMA buffers were compared
-    assert a.metrics["metrics"]["toy"]["accuracy"] == b.metrics["metrics"]["toy"]["accuracy"]
+    assert a.accuracy("toy") == b.accuracy("toy") == a.metrics.metrics["toy"]["accuracy"]
     assert pd.read_csv(a.path / "eval_log.csv")["accuracy"].tolist() == \
         pd.read_csv(b.path / "eval_log.csv")["accuracy"].tolist()
 
@@ -82,14 +82,14 @@ def test_resume_is_bitwise_equal_and_records_are_found_not_repeated(tmp_path, to
     assert config_hash(load_config(a.path / "config.yaml")) == config_hash(cfg)
     env = json.loads((a.path / "env.json").read_text())
     assert {"python", "torch", "device", "git"} <= env.keys() and {"sha", "dirty"} <= env["git"].keys()
-    toy = a.metrics["metrics"]["toy"]
+    toy = a.metrics.metrics["toy"]
     assert toy["protocol"].startswith("insightface/") and len(toy["sha256"]) == 64 and toy["n_pairs"] == 20
-    assert a.metrics["wall_time_s"] > 0 and a.metrics["train"]["data"]["num_classes"] == 16
+    assert a.metrics.wall_time_s > 0 and a.metrics.train["data"]["num_classes"] == 16
 
     # a complete record is returned as it is, without training
     monkeypatch.setattr(fr.train, "Trainer", lambda *a, **k: pytest.fail("a recorded run was trained again"))
     again = fr.train.run(cfg, results_root=tmp_path / "a")
-    assert again.metrics["created_utc"] == a.metrics["created_utc"]
+    assert again.metrics.created_utc == a.metrics.created_utc
 
     table = load_runs(tmp_path / "a")
     assert len(table) == 1 and table.loc[0, "run_id"] == a.run_id
