@@ -104,10 +104,13 @@ class RunMetrics:
         fields = dataclasses.fields(cls)
         unknown = sorted(set(d) - {f.name for f in fields})
         missing = [f.name for f in fields if f.name not in d and f.default is dataclasses.MISSING]
-        if unknown or missing:
-            raise ValueError(f"{source} is not a run record: " + "; ".join(
-                part for part in (f"unknown keys {unknown}" if unknown else "",
-                                  f"missing keys {missing}" if missing else "") if part))
+        problems = []
+        if unknown:
+            problems.append(f"unknown keys {unknown}")
+        if missing:
+            problems.append(f"missing keys {missing}")
+        if problems:
+            raise ValueError(f"{source} is not a run record: {'; '.join(problems)}")
         return cls(**d)
 
     @classmethod
