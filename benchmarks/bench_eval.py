@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from fr.eval import contiguous_folds, extract_embeddings, verify_embeddings  # noqa: E402
 from fr.envinfo import code_version  # noqa: E402
-from fr.paths import find_data, results_root  # noqa: E402
+from fr.paths import results_root  # noqa: E402
 
 
 # --- references -------------------------------------------------------------------------------------------
@@ -144,11 +144,12 @@ def main(argv=None) -> int:
     size = args.size or (32 if args.quick else None)
     out = args.out or results_root() / "bench" / ("eval_quick.csv" if args.quick else "eval.csv")
 
-    from fr.data import load_bin
+    from fr.data import find_bin, load_bin
 
-    path = find_data(f"verification/{args.bin}.bin", f"{args.bin}.bin")
-    if path is None:
-        print(f"{args.bin}.bin not found under the data root; set FR_DATA", file=sys.stderr)
+    try:
+        path = find_bin(args.bin)
+    except FileNotFoundError as e:
+        print(e, file=sys.stderr)
         return 2
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "commit": code_version(),
             "date": _dt.datetime.now().isoformat(timespec="seconds"), "machine": platform.machine(),

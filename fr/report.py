@@ -22,7 +22,8 @@ from matplotlib.figure import Figure
 from .eval.stats import bootstrap_accuracy_ci, mcnemar_test, paired_bootstrap
 from .envinfo import short_version
 from .eval.verification import correct_from_hex
-from .results import load_run, load_runs, runs_root
+from .results import RunMetrics, load_run, load_runs, runs_root
+from .train import run
 
 
 def run_grid(config: str | Path, rows: dict[str, dict[str, Any]], seeds: Iterable[int], *,
@@ -31,8 +32,6 @@ def run_grid(config: str | Path, rows: dict[str, dict[str, Any]], seeds: Iterabl
 
     ``rows`` maps a row id to dotted overrides, e.g. ``{"arcface": {"head.name": "arcface",
     "head.params": {"s": 30.0, "m": 0.5}}}``; ``overrides`` apply to every row. Returns the run records."""
-    from .train import run
-
     records = []
     for row_id, row in rows.items():
         for seed in seeds:
@@ -41,13 +40,16 @@ def run_grid(config: str | Path, rows: dict[str, dict[str, Any]], seeds: Iterabl
     return records
 
 
-def _metrics(run_id: str, root=None) -> dict[str, Any]:
-    return load_run(runs_root(root) / run_id).metrics
+def _metrics(run_id: str, root=None) -> RunMetrics:
+    rec = load_run(runs_root(root) / run_id)
+    if rec.metrics is None:
+        raise ValueError(f"run {run_id} is {rec.status}: no metrics.json in {rec.path}")
+    return rec.metrics
 
 
 def load_correct(run_id: str, set_name: str, root=None) -> np.ndarray:
     """The per-pair correctness vector a run recorded for one verification set."""
-    m = _metrics(run_id, root)["metrics"][set_name]
+    m = _metrics(run_id, root).metrics[set_name]
     if "correct_hex" not in m:
         raise KeyError(f"run {run_id} did not record per-pair results for {set_name}")
     return correct_from_hex(m["correct_hex"], int(m["n_pairs"]))

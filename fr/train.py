@@ -10,7 +10,7 @@ Python::
 
     from fr.train import run
     record = run("configs/cpu/celeba_small.yaml", {"head.params.m": 0.45})
-    record.metrics["metrics"]["lfw"]["accuracy"]
+    record.accuracy("lfw"), record.metrics.train_time_s        # record.metrics: fr.results.RunMetrics
 
 A config whose record is already complete is not trained again: :func:`run` returns the existing record.
 A record with a checkpoint but no ``metrics.json`` (an interrupted run) is resumed from its checkpoint.
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
+import torch.distributed as tdist
 
 from . import dist as D
 from .config import ExperimentCfg, config_hash, derive, dump_yaml, load_config, num_train_images
@@ -34,9 +35,12 @@ from .data._util import sha256_file
 from .engine.atomic import atomic_save, atomic_write_json, atomic_write_text
 from .engine.trainer import Trainer
 from .envinfo import collect_env
-from .results import RunRecord, load_run, run_id, runs_root
+from .results import RunMetrics, RunRecord, load_run, run_id, runs_root
 
 log = logging.getLogger("fr.train")
+
+#: the exported backbone (the evaluated weights), relative to the run folder
+MODEL_FILE = "ckpt/model.pt"
 
 
 def _init_dist(cfg: ExperimentCfg) -> bool:
@@ -90,45 +94,39 @@ def run(cfg: ExperimentCfg | str | Path, overrides: Mapping[str, Any] | Sequence
     eval_seconds = time.perf_counter() - t_eval
     if D.is_main():
         # the backbone alone, for evaluation elsewhere (the full state stays in ckpt/last.pt)
-        model_path = run_dir / "ckpt" / "model.pt"
+        model_path = run_dir / MODEL_FILE
         atomic_save(model_path, lambda f: torch.save({"arch": cfg.backbone.name, "params": cfg.backbone.params,
                                                       "input_spec": trainer.spec.to_dict(),
                                                       "state_dict": trainer.eval_model.state_dict()}, f))
-        last = [r for r in trainer.history if "img_per_s" in r]
-        ds = trainer.train_set
-        metrics = {
-            "schema": 1,
-            "status": "complete",
-            "run_id": rid,
-            "name": cfg.name,
-            "paper": cfg.paper,
-            "config_hash": config_hash(cfg),
-            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "steps": trainer.step,
-            "epochs": trainer.step / trainer.derived.steps_per_epoch,
-            "wall_time_s": trainer.train_seconds + eval_seconds,
-            "train_time_s": trainer.train_seconds,
-            "eval_time_s": eval_seconds,
-            "session_time_s": time.perf_counter() - t_start,
-            "derived": trainer.derived.to_dict(),
-            "train": {
-                "final_loss": trainer.history[-1]["loss"] if trainer.history else None,
-                "final_acc": trainer.history[-1]["acc"] if trainer.history else None,
-                "images_per_s": (sum(r["img_per_s"] for r in last) / len(last)) if last else None,
-                "data": {"source": str(getattr(ds, "source", cfg.data.train)), "sha256": getattr(ds, "sha256", None),
-                         "num_images": len(ds), "num_classes": int(ds.num_classes)},
-            },
-            "metrics": {name: {**r.to_dict(), "pairs": r.n_pairs, "bin_sha256": r.sha256}
-                        for name, r in results.items()},
-            "model": {"path": "ckpt/model.pt", "sha256": sha256_file(model_path),
-                      "input_spec": trainer.spec.to_dict()},
-        }
+        metrics = _run_metrics(cfg, trainer, results, model_path, eval_seconds=eval_seconds,
+                               session_seconds=time.perf_counter() - t_start)
         atomic_write_json(run_dir / "env.json", env)
-        atomic_write_json(run_dir / "metrics.json", metrics)  # last: marks the record complete
+        atomic_write_json(run_dir / "metrics.json", metrics.to_dict())  # last: marks the record complete
         for name, r in results.items():
             log.info("%s", r.summary())
     D.barrier()
     return load_run(run_dir)
+
+
+def _run_metrics(cfg: ExperimentCfg, trainer: Trainer, results: Mapping[str, Any], model_path: Path, *,
+                 eval_seconds: float, session_seconds: float) -> RunMetrics:
+    """The record of a finished run: the trainer's state, the final verification ``results`` and the exported
+    model at ``model_path``."""
+    logged, ds = trainer.history, trainer.train_set
+    return RunMetrics(
+        run_id=run_id(cfg), name=cfg.name, paper=cfg.paper, config_hash=config_hash(cfg),
+        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        steps=trainer.step, epochs=trainer.step / trainer.derived.steps_per_epoch,
+        wall_time_s=trainer.train_seconds + eval_seconds, train_time_s=trainer.train_seconds,
+        eval_time_s=eval_seconds, session_time_s=session_seconds, derived=trainer.derived.to_dict(),
+        train={"final_loss": logged[-1]["loss"] if logged else None,
+               "final_acc": logged[-1]["acc"] if logged else None,
+               "images_per_s": sum(r["img_per_s"] for r in logged) / len(logged) if logged else None,
+               "data": {"source": str(getattr(ds, "source", cfg.data.train)), "sha256": getattr(ds, "sha256", None),
+                        "num_images": len(ds), "num_classes": int(ds.num_classes)}},
+        metrics={name: {**r.to_dict(), "pairs": r.n_pairs, "bin_sha256": r.sha256} for name, r in results.items()},
+        model={"path": MODEL_FILE, "sha256": sha256_file(model_path),
+               "input_spec": trainer.spec.to_dict()})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -164,8 +162,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"record: {rec.path}")
     finally:
         if started and D.is_dist():
-            import torch.distributed as tdist
-
             tdist.destroy_process_group()
     return 0
 

@@ -12,9 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fr.data import (BinFormatError, ImageDecodeError, UnsafeBinError, VerificationSet, degrade, load_bin,
-                     read_bin_raw, save_bin, subset_bin)
-from fr.paths import find_data
+from fr.data import (BinFormatError, ImageDecodeError, UnsafeBinError, VerificationSet, degrade, find_bin,
+                     load_bin, read_bin_raw, save_bin, subset_bin)
 
 
 def png(seed: int, size: int = 12) -> bytes:
@@ -179,10 +178,10 @@ def test_degrade_is_deterministic_and_labelled(tmp_path):
 
 
 def _need(name):
-    p = find_data(f"verification/{name}.bin", f"{name}.bin")
-    if p is None:
+    try:
+        return find_bin(name)
+    except FileNotFoundError:
         pytest.skip(f"{name}.bin not under the data root (set FR_DATA=/work/shared/datasets)")
-    return p
 
 
 LFW_SHA256 = "4312f3ac78a5fc1e5c647a7bec2f78e7f579daaa107297a4e9a07db2182992e6"

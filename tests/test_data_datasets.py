@@ -10,9 +10,8 @@ import torch
 from PIL import Image
 
 from fr.data import (FaceTensorDataset, ImageDecodeError, ImageFolderDataset, RecordDataset, RecordIOError,
-                     add_label_noise, load_train_set, synthetic_faces)
+                     add_label_noise, find_train_set, load_train_set, synthetic_faces)
 from fr.data.recordio import IRHeader, pack, read_idx, write_records
-from fr.paths import find_data
 
 
 def png(img: np.ndarray) -> bytes:
@@ -227,7 +226,9 @@ def test_label_noise():
 
 
 def _need_celeba():
-    if find_data("celeba_train/train.rec", "train.rec") is None:
+    try:
+        find_train_set()
+    except FileNotFoundError:
         pytest.skip("CelebA training set not under the data root (set FR_DATA=/work/shared/datasets)")
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from fr.paths import find_data
+from fr.data import find_bin
 
 pytestmark = pytest.mark.data
 
@@ -28,8 +28,9 @@ def lfw600():
     data = pytest.importorskip("fr.data", reason="fr.data is not importable yet")
     if not hasattr(data, "load_bin"):
         pytest.skip("fr.data.load_bin is not available")
-    path = find_data("verification/lfw.bin", "lfw.bin")
-    if path is None:
+    try:
+        path = find_bin("lfw")
+    except FileNotFoundError:
         pytest.skip("lfw.bin not found under the data root (set FR_DATA)")
     return data.load_bin(path, n_pairs=N_PAIRS), path
 

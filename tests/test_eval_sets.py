@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fr.paths import find_data
+from fr.data import find_bin
 
 pytestmark = pytest.mark.data
 
@@ -13,10 +13,10 @@ EXPECTED = {"lfw": 6000, "cfp_fp": 7000, "cfp_ff": 7000}
 
 
 def _path(name):
-    p = find_data(f"verification/{name}.bin", f"{name}.bin")
-    if p is None:
+    try:
+        return find_bin(name)
+    except FileNotFoundError:
         pytest.skip(f"{name}.bin not found under the data root (set FR_DATA)")
-    return p
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

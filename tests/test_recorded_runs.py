@@ -21,4 +21,4 @@ def test_recorded_run_loads_and_keeps_its_config_hash(run_dir):
     cfg = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()), source=str(run_dir))
     assert run_dir.name.endswith("-" + config_hash(cfg)[:8])
     rec = load_run(run_dir)
-    assert rec.complete and rec.metrics["config_hash"] == config_hash(cfg)
+    assert rec.complete and rec.metrics.config_hash == config_hash(cfg)

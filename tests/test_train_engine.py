@@ -1,6 +1,8 @@
-"""Engine parts: weight-decay groups, sampler, accuracy, atomic writes, world-invariant centre init."""
+"""Engine parts: weight-decay groups, sampler, accuracy, atomic writes, the class-centre shard split and its
+world-invariant init."""
 from __future__ import annotations
 
+import math
 import os
 
 import pytest
@@ -9,11 +11,10 @@ import torch.nn as nn
 
 from fr.heads import create_head
 from fr.config import OptimCfg
-from fr.engine import EpochBatchSampler, atomic_write_text, param_groups
+from fr.engine import EpochBatchSampler, ModelEma, atomic_write_text, batch_accuracy, param_groups
 from fr.engine.atomic import atomic_open
-from fr.engine.checkpoint import shard_bounds
-from fr.engine.trainer import batch_accuracy, init_centres_world_invariant
 from fr.heads import HeadOutput
+from fr.heads.classifier import PartialFC, shard_bounds
 
 
 class Net(nn.Module):
@@ -84,8 +85,11 @@ def test_accuracy_on_margin_logits_ignores_unlabelled_rows():
     logits = torch.tensor([[3.0, 1.0, 0.0], [0.0, 2.0, 5.0], [1.0, 0.0, 0.0], [9.0, 0.0, 0.0]])
     labels = torch.tensor([0, 1, 0, -1])
     out = HeadOutput(loss=torch.tensor(0.0), logits=logits, labels=labels)
-    assert batch_accuracy(out) == pytest.approx(2 / 3)
-    assert batch_accuracy(HeadOutput(loss=torch.tensor(0.0), logits=None)) != batch_accuracy(out)
+    acc = batch_accuracy(out)
+    assert acc.dim() == 0 and float(acc) == 2 / 3  # float64, as exact as the ratio of the two counts
+    assert math.isnan(float(batch_accuracy(HeadOutput(loss=torch.tensor(0.0), logits=None))))
+    nobody = HeadOutput(loss=torch.tensor(0.0), logits=logits, labels=torch.full((4,), -1))
+    assert math.isnan(float(batch_accuracy(nobody)))
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
@@ -101,28 +105,47 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert p.read_text() == "new"
 
 
+def _shard_of_rank(num_classes: int, dim: int, world_size: int, rank: int) -> PartialFC:
+    """A ``PartialFC`` laid out as rank ``rank`` of ``world_size`` would lay it out, in this one process."""
+    monkey = pytest.MonkeyPatch()
+    with monkey.context() as m:
+        m.setattr("fr.dist.world_size", lambda: world_size)
+        m.setattr("fr.dist.rank", lambda: rank)
+        return PartialFC(num_classes, dim)
+
+
+def test_shard_split_covers_every_class_once_larger_shards_first():
+    for n, ws in [(11, 1), (11, 2), (11, 3), (12, 4), (3, 5)]:
+        bounds = [shard_bounds(n, ws, r) for r in range(ws)]
+        assert [s for s, _ in bounds] == [sum(c for _, c in bounds[:r]) for r in range(ws)]  # contiguous
+        assert sum(c for _, c in bounds) == n and max(c for _, c in bounds) - min(c for _, c in bounds) <= 1
+        assert [c for _, c in bounds] == sorted((c for _, c in bounds), reverse=True)
+    assert shard_bounds(11, 3, 0) == (0, 4) and shard_bounds(11, 3, 2) == (8, 3)  # insightface's split
+    with pytest.raises(ValueError, match="rank 3 of world size 3"):
+        shard_bounds(11, 3, 3)
+    for r in range(3):  # the classifier shards by the same split
+        pfc = _shard_of_rank(11, 6, 3, r)
+        assert (pfc.class_start, pfc.num_local) == shard_bounds(11, 3, r) and pfc.weight.shape == (pfc.num_local, 6)
+
+
 @pytest.mark.parametrize("init", ["normal", "unit_uniform", "xavier"])
-def test_centre_init_does_not_depend_on_the_world_size(init, monkeypatch):
-    full = create_head("cosface", num_classes=11, embedding_size=6)
-    init_centres_world_invariant(full, init, seed=7, chunk_rows=4)
+def test_centre_init_does_not_depend_on_the_world_size(init):
+    full = PartialFC(11, 6)
+    rng = torch.get_rng_state()
+    full.init_world_invariant(init, seed=7, chunk_rows=4)
+    assert torch.equal(torch.get_rng_state(), rng)  # the global RNG is left alone
     for ws in (2, 3):
         rows = []
         for r in range(ws):
-            head = create_head("cosface", num_classes=11, embedding_size=6)
-            start, count = shard_bounds(11, ws, r)
-            pfc = head.classifier  # pretend to be rank r of ws
-            pfc.class_start, pfc.num_local = start, count
-            pfc.weight = nn.Parameter(torch.empty(count, 6))
-            init_centres_world_invariant(head, init, seed=7, chunk_rows=4)
-            rows.append(pfc.weight.detach())
-        assert torch.equal(torch.cat(rows), full.classifier.weight.detach())
+            shard = _shard_of_rank(11, 6, ws, r)
+            shard.init_world_invariant(init, seed=7, chunk_rows=4)
+            rows.append(shard.weight.detach())
+        assert torch.equal(torch.cat(rows), full.weight.detach())
     if init == "unit_uniform":
-        assert torch.allclose(full.classifier.weight.norm(dim=1), torch.ones(11))
+        assert torch.allclose(full.weight.norm(dim=1), torch.ones(11))
 
 
 def test_ema_follows_timm_warmup_and_lerps_float_buffers_only():
-    from fr.engine.ema import ModelEma
-
     net = Net()
     ema = ModelEma(net, decay=0.9)
     assert ema.decay_at(0) == pytest.approx(0.1) and ema.decay_at(1000) == pytest.approx(0.9)

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
+import fr.engine.trainer
 import fr.train
 from fr.config import config_hash, load_config
-from fr.engine import NonFiniteLossError, Trainer, load_checkpoint
+from fr.engine import NonFiniteLossError, Trainer, load_checkpoint, scalars
 from fr.results import load_runs, run_id
 
 TINY = {
@@ -60,7 +61,7 @@ def test_resume_is_bitwise_equal_and_records_are_found_not_repeated(tmp_path, to
     assert b1.status == "incomplete" and not (b1.path / "metrics.json").exists()
     assert load_checkpoint(b1.path / "ckpt" / "last.pt")["step"] == 5
     b = fr.train.run(cfg, results_root=tmp_path / "b")  # new objects, resumes from the checkpoint
-    assert b.complete and b.metrics["steps"] == 10
+    assert b.complete and b.metrics.steps == 10
 
     la, lb = a.train_log(), b.train_log()
     assert list(la["step"]) == list(lb["step"]) == list(range(1, 11))
@@ -73,7 +74,7 @@ def test_resume_is_bitwise_equal_and_records_are_found_not_repeated(tmp_path, to
         for k in ta:
             assert torch.equal(ta[k], tb[k]), f"{part}{k} differs after resume"
     assert any("batch_mean" in k for k in dict(_tensors(ca["head"])))  # the EMA buffers were compared
-    assert a.metrics["metrics"]["toy"]["accuracy"] == b.metrics["metrics"]["toy"]["accuracy"]
+    assert a.accuracy("toy") == b.accuracy("toy") == a.metrics.metrics["toy"]["accuracy"]
     assert pd.read_csv(a.path / "eval_log.csv")["accuracy"].tolist() == \
         pd.read_csv(b.path / "eval_log.csv")["accuracy"].tolist()
 
@@ -81,14 +82,14 @@ def test_resume_is_bitwise_equal_and_records_are_found_not_repeated(tmp_path, to
     assert config_hash(load_config(a.path / "config.yaml")) == config_hash(cfg)
     env = json.loads((a.path / "env.json").read_text())
     assert {"python", "torch", "device", "git"} <= env.keys() and {"sha", "dirty"} <= env["git"].keys()
-    toy = a.metrics["metrics"]["toy"]
+    toy = a.metrics.metrics["toy"]
     assert toy["protocol"].startswith("insightface/") and len(toy["sha256"]) == 64 and toy["n_pairs"] == 20
-    assert a.metrics["wall_time_s"] > 0 and a.metrics["train"]["data"]["num_classes"] == 16
+    assert a.metrics.wall_time_s > 0 and a.metrics.train["data"]["num_classes"] == 16
 
     # a complete record is returned as it is, without training
     monkeypatch.setattr(fr.train, "Trainer", lambda *a, **k: pytest.fail("a recorded run was trained again"))
     again = fr.train.run(cfg, results_root=tmp_path / "a")
-    assert again.metrics["created_utc"] == a.metrics["created_utc"]
+    assert again.metrics.created_utc == a.metrics.created_utc
 
     table = load_runs(tmp_path / "a")
     assert len(table) == 1 and table.loc[0, "run_id"] == a.run_id
@@ -148,3 +149,34 @@ def test_print_config_cli(capsys):
                           "--print-config"]) == 0
     out = capsys.readouterr().out
     assert "m: 0.4" in out and "# config_hash:" in out and '"total_steps": 6' in out
+
+
+def test_step_statistics_stay_tensors_until_a_logged_step(tmp_path, monkeypatch):
+    """Converting a device tensor to a float waits for the device: only logged steps convert (on CPU the
+    conversions are counted; on a GPU each would be a sync)."""
+    trainer = Trainer(tiny(**{"runtime.log_every": 3, "schedule.steps": 7}), run_dir=tmp_path)
+    converted = []
+    monkeypatch.setattr(fr.engine.trainer, "scalars", lambda stats: converted.append(stats) or scalars(stats))
+    res = trainer.fit()
+    assert len(converted) == 3 and [r["step"] for r in res.history] == [3, 6, 7]  # every 3rd step, and the last
+    assert all(torch.is_tensor(converted[0][k]) for k in ("loss", "acc", "grad_norm"))
+    assert all(isinstance(v, float) for r in res.history for v in r.values() if not isinstance(v, int))
+    log = pd.read_csv(tmp_path / "train_log.csv")
+    assert log["step"].tolist() == [3, 6, 7] and log["loss"].tolist() == [r["loss"] for r in res.history]
+
+
+def test_ema_is_checkpointed_resumed_evaluated_and_exported(tmp_path, toy_bin):
+    cfg = tiny(**{"optim.ema_decay": 0.5, "schedule.steps": 4, "eval.sets": ["toy"], "eval.pairs": 10})
+    a = fr.train.run(cfg, results_root=tmp_path / "a")
+    fr.train.run(cfg, results_root=tmp_path / "b", stop_after=2)
+    b = fr.train.run(cfg, results_root=tmp_path / "b")  # resumes the average too
+    ca, cb = load_checkpoint(a.path / "ckpt" / "last.pt"), load_checkpoint(b.path / "ckpt" / "last.pt")
+    assert int(ca["ema"]["updates"]) == 4 and ca["ema"].keys() == cb["ema"].keys()
+    assert all(torch.equal(v, cb["ema"][k]) for k, v in ca["ema"].items())
+    assert a.accuracy("toy") == b.accuracy("toy")
+    exported = torch.load(a.path / "ckpt" / "model.pt", weights_only=False)["state_dict"]
+    ema = {k.removeprefix("module."): v for k, v in ca["ema"].items() if k.startswith("module.")}
+    assert exported.keys() == ema.keys() and all(torch.equal(v, ema[k]) for k, v in exported.items())
+    assert not torch.equal(exported["fc.weight"], ca["backbone"]["fc.weight"])  # the average, not the last step
+    trainer = Trainer(cfg, run_dir=a.path)
+    assert trainer.step == 4 and trainer.eval_model is trainer.ema.module  # what evaluate() runs

@@ -2,9 +2,9 @@
 uint8 batch transforms. Images travel as uint8 RGB tensors ``(N, 3, H, W)``; ``transforms.to_input`` turns
 them into a backbone's float input.
 
-    >>> from fr.data import load_train_set, load_bin, synthetic_faces
+    >>> from fr.data import find_bin, load_bin, load_train_set, synthetic_faces
     >>> train = load_train_set(size=64)                      # celeba_train/ (or flat train.rec) under FR_DATA
-    >>> lfw = load_bin(fr.paths.find_data("verification/lfw.bin", "lfw.bin"), n_pairs=600)
+    >>> lfw = load_bin(find_bin("lfw"), n_pairs=600)         # verification/lfw.bin (or flat lfw.bin)
     >>> toy = synthetic_faces(num_classes=20, per_class=16, size=64)
 """
 from __future__ import annotations
@@ -14,14 +14,15 @@ from ._util import ImageDecodeError, sha256_file
 from .bins import (BinFormatError, UnsafeBinError, VerificationSet, degrade, load_bin, read_bin_raw, save_bin,
                    subset_bin)
 from .datasets import (FaceTensorDataset, ImageFolderDataset, RecordDataset, add_label_noise, cache_dir,
-                       find_train_set, load_train_set, synthetic_faces)
+                       load_train_set, load_training_set, synthetic_faces)
+from .locate import find_bin, find_train_set
 from .recordio import IndexedRecordIO, IRHeader, RecordIOError
 from .transforms import TrainAugment, hflip, resize, to_input
 
 __all__ = [
     "BinFormatError", "FaceTensorDataset", "ImageDecodeError", "ImageFolderDataset", "IndexedRecordIO",
     "IRHeader", "RecordDataset", "RecordIOError", "TrainAugment", "UnsafeBinError", "VerificationSet",
-    "add_label_noise", "cache_dir", "degrade", "find_train_set", "hflip", "load_bin", "load_train_set",
-    "read_bin_raw", "recordio", "resize", "save_bin", "sha256_file", "subset_bin", "synthetic_faces", "to_input",
-    "transforms",
+    "add_label_noise", "cache_dir", "degrade", "find_bin", "find_train_set", "hflip", "load_bin", "load_train_set",
+    "load_training_set", "read_bin_raw", "recordio", "resize", "save_bin", "sha256_file", "subset_bin",
+    "synthetic_faces", "to_input", "transforms",
 ]

@@ -12,20 +12,24 @@ import os
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..paths import data_root, find_data, repo_root
+from ..paths import data_root, repo_root
 from ._util import atomic_torch_save, decode_chw, decode_image, sha256_bytes, sha256_file
+from .locate import find_train_set
 from .recordio import IndexedRecordIO, RecordIOError, read_property
 from .transforms import resize
 
+if TYPE_CHECKING:
+    from ..config import DataCfg
+
 __all__ = [
-    "FaceTensorDataset", "RecordDataset", "ImageFolderDataset", "load_train_set", "find_train_set",
+    "FaceTensorDataset", "RecordDataset", "ImageFolderDataset", "load_train_set", "load_training_set",
     "cache_dir", "synthetic_faces", "add_label_noise", "CACHE_VERSION",
 ]
 
@@ -106,25 +110,6 @@ class FaceTensorDataset(Dataset):
 # ----------------------------------------------------------------------------------------------------------
 # RecordIO
 # ----------------------------------------------------------------------------------------------------------
-def find_train_set(path=None) -> tuple[Path, Path, Path]:
-    """``(train.rec, train.idx, property)`` for ``path`` (a folder or a ``.rec`` file), or, when ``path`` is
-    None, for ``celeba_train/`` or a flat ``train.rec`` under the data root."""
-    if path is None:
-        rec = find_data("celeba_train/train.rec", "train.rec")
-        if rec is None:
-            raise FileNotFoundError(f"no training set under the data root {data_root()}: expected "
-                                    "celeba_train/train.rec or train.rec (set FR_DATA to point elsewhere)")
-    else:
-        p = Path(path).expanduser()
-        rec = p / "train.rec" if p.is_dir() else p
-    rec = Path(rec)
-    idx, prop = rec.with_suffix(".idx"), rec.parent / "property"
-    for f in (rec, idx, prop):
-        if not f.exists():
-            raise FileNotFoundError(f"training set incomplete: {f} is missing (need .rec, .idx and property)")
-    return rec, idx, prop
-
-
 class RecordDataset(Dataset):
     """Lazy access to an insightface RecordIO training set: ``ds[i] -> (uint8 (3, H, W), label)``.
 
@@ -290,9 +275,10 @@ def load_train_set(path=None, *, size=None, cache: bool = True, progress: bool =
                    cache_root=None) -> FaceTensorDataset:
     """Load an insightface RecordIO training set as a :class:`FaceTensorDataset`.
 
-    ``path``: a folder holding ``train.rec``/``train.idx``/``property`` or the ``.rec`` file; None looks for
-    ``celeba_train/`` or a flat ``train.rec`` under the data root (``FR_DATA``). ``size`` (int or ``(h, w)``)
-    resizes with antialiased bilinear interpolation.
+    ``path``: where :func:`fr.data.locate.find_train_set` finds the set (``train.rec``, ``train.idx`` and
+    ``property``): an absolute folder or ``.rec`` file, or a name under the data root (``FR_DATA``); None is
+    ``celeba_train/`` (or a flat ``train.rec``). ``size`` (int or ``(h, w)``) resizes with antialiased bilinear
+    interpolation.
 
     Every JPEG is decoded once with Pillow; the result is cached (``cache=True``) in
     ``cache_root or cache_dir()`` under a name keyed by the sha256 of the three files and the size, written
@@ -327,6 +313,14 @@ def load_train_set(path=None, *, size=None, cache: bool = True, progress: bool =
         atomic_torch_save({"version": CACHE_VERSION, "sha256": digest, "files": digests, "images": images,
                            "labels": labels, "num_classes": ds.num_classes, "source": source}, cache_file)
     return out
+
+
+def load_training_set(data: DataCfg, *, size: int, seed: int) -> FaceTensorDataset:
+    """The training set a config's ``data`` section names, at ``size`` pixels: :func:`synthetic_faces`
+    (drawn from ``seed``) for ``"synthetic"``, else the RecordIO set :func:`load_train_set` finds."""
+    if data.train == "synthetic":
+        return synthetic_faces(data.synthetic_classes, data.synthetic_per_class, size=size, seed=seed)
+    return load_train_set(data.train, size=size)
 
 
 # ----------------------------------------------------------------------------------------------------------

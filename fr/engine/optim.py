@@ -10,8 +10,6 @@ Parameters with ``requires_grad=False`` (e.g. insightface's frozen ``features.we
 """
 from __future__ import annotations
 
-from typing import Iterable
-
 import torch
 import torch.nn as nn
 
@@ -65,7 +63,3 @@ def build_optimizer(backbone: nn.Module, head: nn.Module, cfg: OptimCfg, lr: flo
     check_choice("optim.name", cfg.name)  # "sgd" only: the reproduced papers all use it
     return torch.optim.SGD(param_groups(backbone, head, cfg), lr=lr, momentum=cfg.momentum,
                            nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
-
-
-def count_params(groups: Iterable[dict]) -> dict[str, int]:
-    return {g.get("name", str(i)): sum(p.numel() for p in g["params"]) for i, g in enumerate(groups)}

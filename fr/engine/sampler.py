@@ -7,7 +7,7 @@ global batch. Because the head all-gathers the batch in rank order, the gathered
 batch one process would see: ``W`` processes follow the trajectory of one (tested).
 
 The position ``(epoch, batch)`` is the next batch to train on; it is saved in checkpoints, and a resumed
-run continues with the very batch it would have drawn next.
+run continues with the very batch it would have drawn next. :func:`batch_loader` serves the batches.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 
 @dataclass
@@ -77,3 +78,39 @@ class EpochBatchSampler:
                 raise ValueError(f"checkpoint sampler has {k}={state[k]}, this run has {getattr(self, k)}; "
                                  "the training set or batch differs from the checkpoint's")
         self.position = SamplerPosition(int(state["epoch"]), int(state["batch"]))
+
+
+class _BatchView(Dataset):
+    """Serves whole batches of a tensor dataset by fancy indexing (``__getitems__``), and anything with
+    ``__getitem__ -> (image, label)`` item by item."""
+
+    def __init__(self, ds):
+        self.ds = ds
+        self.images = getattr(ds, "images", None)
+        self.labels = getattr(ds, "labels", None)
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        return self.ds[i]
+
+    def __getitems__(self, idx: list[int]):
+        if self.images is not None and self.labels is not None:
+            t = torch.as_tensor(idx, dtype=torch.long)
+            return self.images[t], self.labels[t].long()
+        items = [self.ds[i] for i in idx]
+        return torch.stack([x for x, _ in items]), torch.as_tensor([int(y) for _, y in items], dtype=torch.long)
+
+
+def _whole_batch(batch):
+    return batch  # __getitems__ already made the (images, labels) pair
+
+
+def batch_loader(dataset, batches: list[list[int]], *, num_workers: int, seed: int, pin_memory: bool) -> DataLoader:
+    """A DataLoader yielding ``(uint8 images (B, 3, H, W), labels (B,))`` for each index list in ``batches``
+    (e.g. ``list(sampler.remaining())``). Its generator is private and seeded with ``seed``: creating an
+    iterator must not draw from the global RNG (a resumed run, which creates one more iterator, would diverge
+    from an uninterrupted one)."""
+    return DataLoader(_BatchView(dataset), batch_sampler=batches, num_workers=num_workers, collate_fn=_whole_batch,
+                      pin_memory=pin_memory, persistent_workers=False, generator=torch.Generator().manual_seed(seed))

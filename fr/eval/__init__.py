@@ -1,7 +1,7 @@
 """Evaluation: embedding extraction, 1:1 verification protocols, TAR@FAR, IJB-style templates, rank-N
 identification, and the statistics to tell a real gap from noise.
 
->>> vset = fr.data.load_bin(fr.paths.find_data("verification/lfw.bin", "lfw.bin"))
+>>> vset = fr.data.load_bin(fr.data.find_bin("lfw"))
 >>> res = fr.eval.evaluate_verification(model, vset, protocol="insightface", flip="sum")
 >>> res.summary()          # 'lfw: 99.50 ± 0.30 % (std) [insightface/sqL2/10fold/flip-sum, 6000 pairs]'
 >>> fr.eval.compare(res, other)["mcnemar"].p_value

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Head, HeadOutput, MarginRule, ShardContext, arc_target, safe_acos, safe_sin
-from .classifier import CosineClassifier, PartialFC, init_centres
+from .classifier import PartialFC, init_centres
 from .registry import HEADS, head_defaults, head_info, list_heads, register_head
 
 # Every head module, by name; importing one registers its heads. A new head file is added here.
@@ -44,6 +44,6 @@ def create_head(name: str, *, num_classes: int, embedding_size: int = 512, sampl
     return Head(rule, PartialFC(num_classes, embedding_size, sample_rate=sample_rate, init=init), name=name)
 
 
-__all__ = ["HEADS", "Head", "HeadOutput", "MarginRule", "ShardContext", "PartialFC", "CosineClassifier",
+__all__ = ["HEADS", "Head", "HeadOutput", "MarginRule", "ShardContext", "PartialFC",
            "create_head", "create_rule", "list_heads", "head_info", "head_defaults", "register_head",
            "arc_target", "safe_acos", "safe_sin", "init_centres"]

@@ -1,4 +1,5 @@
-"""Class centres: a full cosine classifier, and Partial FC (sampled and/or sharded class centres).
+"""Class centres: Partial FC (sampled and/or sharded), of which a full cosine classifier is the one-process,
+``sample_rate=1`` case.
 
 ``PartialFC(num_classes, embedding_size, sample_rate=1.0)`` in one process is a plain cosine
 classifier. With ``sample_rate < 1`` each training step keeps every class present in the batch plus
@@ -19,6 +20,18 @@ import torch.nn.functional as F
 from .. import dist as D
 
 INITS = ("normal", "unit_uniform", "xavier")
+
+
+def shard_bounds(num_classes: int, world_size: int, rank: int) -> tuple[int, int]:
+    """``(start, count)`` of rank ``rank``'s contiguous shard of ``num_classes`` class centres.
+
+    The first ``num_classes % world_size`` ranks hold one class more (insightface ``partial_fc_v2``'s split).
+    :class:`PartialFC` shards its centres with it and :mod:`fr.engine.checkpoint` gathers and splits them
+    with it, so a checkpoint written on one number of ranks loads on another."""
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} of world size {world_size} is not a valid shard")
+    base, extra = divmod(num_classes, world_size)
+    return base * rank + min(rank, extra), base + int(rank < extra)
 
 
 def init_centres(weight: torch.Tensor, init: str) -> None:
@@ -47,14 +60,38 @@ class PartialFC(nn.Module):
         self.num_classes = num_classes
         self.embedding_size = embedding_size
         self.sample_rate = float(sample_rate)
-        ws, rk = D.world_size(), D.rank()
-        self.world_size, self.rank = ws, rk
-        self.num_local = num_classes // ws + int(rk < num_classes % ws)
-        self.class_start = num_classes // ws * rk + min(rk, num_classes % ws)
+        self.world_size, self.rank = D.world_size(), D.rank()
+        self.class_start, self.num_local = shard_bounds(num_classes, self.world_size, self.rank)
         self.weight = nn.Parameter(torch.empty(self.num_local, embedding_size))
         init_centres(self.weight, init)
         self.last_index: torch.Tensor | None = None
         self.last_centres: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def init_world_invariant(self, init: str, seed: int, chunk_rows: int = 65536) -> None:
+        """Re-initialise this shard's centres as if all classes lived in one process, from ``seed``.
+
+        The constructor draws each shard from the rank's global RNG, so its values depend on the world size.
+        Here rows ``0..class_start + num_local`` are drawn chunk by chunk from a dedicated generator state
+        (the global RNG is left as it was) and this shard's rows are kept: ``W`` ranks start from the very
+        centres one process starts from. ``xavier`` uses the full matrix's fan,
+        ``std = 2 * sqrt(2 / (num_classes + D))`` (gain 2, as :func:`init_centres`)."""
+        c, dim = self.num_classes, self.embedding_size
+        start, count = self.class_start, self.num_local
+        out = torch.empty(count, dim)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for lo in range(0, min(c, start + count), chunk_rows):
+                hi = min(c, lo + chunk_rows)
+                chunk = torch.empty(hi - lo, dim)
+                if init == "xavier":
+                    chunk.normal_(0.0, 2.0 * math.sqrt(2.0 / (c + dim)))
+                else:
+                    init_centres(chunk, init)
+                a, b = max(lo, start), min(hi, start + count)
+                if a < b:
+                    out[a - start:b - start] = chunk[a - lo:b - lo]
+        self.weight.copy_(out)
 
     def extra_repr(self) -> str:
         return (f"num_classes={self.num_classes}, embedding_size={self.embedding_size}, "
@@ -94,7 +131,3 @@ class PartialFC(nn.Module):
         cos = F.linear(x, w).float() if x.dtype != torch.float64 else F.linear(x, w)
         return cos.clamp(-1.0, 1.0), local
 
-
-def CosineClassifier(num_classes: int, embedding_size: int, init: str = "normal") -> PartialFC:
-    """A full cosine classifier (Partial FC with every class sampled)."""
-    return PartialFC(num_classes, embedding_size, sample_rate=1.0, init=init)
