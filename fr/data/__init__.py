@@ -1,6 +1,6 @@
-"""Face data: insightface RecordIO training sets, ``.bin`` verification sets, synthetic identities, and
-uint8 batch transforms. Images travel as uint8 RGB tensors ``(N, 3, H, W)``; ``transforms.to_input`` turns
-them into a backbone's float input.
+"""Face data: insightface RecordIO training sets, ``.bin`` verification sets, identity-labelled folders with a
+manifest, synthetic identities, and uint8 batch transforms. Images travel as uint8 RGB tensors ``(N, 3, H, W)``;
+``transforms.to_input`` turns them into a backbone's float input.
 
     >>> from fr.data import find_bin, load_bin, load_train_set, synthetic_faces
     >>> train = load_train_set(size=64)                      # celeba_train/ (or flat train.rec) under FR_DATA
@@ -15,14 +15,16 @@ from .bins import (BinFormatError, UnsafeBinError, VerificationSet, degrade, loa
                    subset_bin)
 from .datasets import (FaceTensorDataset, ImageFolderDataset, RecordDataset, add_label_noise, cache_dir,
                        load_train_set, load_training_set, synthetic_faces)
+from .identification import FaceFileError, FaceManifest, ManifestError, load_faces, load_manifest
 from .locate import find_bin, find_train_set
 from .recordio import IndexedRecordIO, IRHeader, RecordIOError
-from .transforms import TrainAugment, hflip, resize, to_input
+from .transforms import LowQuality, TrainAugment, hflip, resize, to_input
 
 __all__ = [
-    "BinFormatError", "FaceTensorDataset", "ImageDecodeError", "ImageFolderDataset", "IndexedRecordIO",
-    "IRHeader", "RecordDataset", "RecordIOError", "TrainAugment", "UnsafeBinError", "VerificationSet",
-    "add_label_noise", "cache_dir", "degrade", "find_bin", "find_train_set", "hflip", "load_bin", "load_train_set",
+    "BinFormatError", "FaceFileError", "FaceManifest", "FaceTensorDataset", "ImageDecodeError",
+    "ImageFolderDataset", "IndexedRecordIO", "IRHeader", "LowQuality", "ManifestError", "RecordDataset",
+    "RecordIOError", "TrainAugment", "UnsafeBinError", "VerificationSet", "add_label_noise", "cache_dir", "degrade",
+    "find_bin", "find_train_set", "hflip", "load_bin", "load_faces", "load_manifest", "load_train_set",
     "load_training_set", "read_bin_raw", "recordio", "resize", "save_bin", "sha256_file", "subset_bin",
     "synthetic_faces", "to_input", "transforms",
 ]

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ._util import decode_chw, encode_jpeg, sha256_file
-from .transforms import gaussian_blur, resize
+from .transforms import LowQuality, resize
 
 __all__ = ["UnsafeBinError", "BinFormatError", "VerificationSet", "load_bin", "save_bin", "subset_bin", "read_bin_raw",
            "degrade", "NUM_FOLDS"]
@@ -229,43 +229,11 @@ def subset_bin(src, dst, n_pairs: int, *, folds: int = NUM_FOLDS) -> None:
 def degrade(vset: VerificationSet, *, face_size: int | None = None, blur_sigma: float | None = None,
             jpeg_quality: int | None = None, noise_std: float | None = None, seed: int = 0) -> VerificationSet:
     """A low-quality variant of ``vset``, a clearly labelled stand-in for low-resolution benchmarks such as
-    TinyFace (which is not available here). Applied in this order to every image, both pair members alike:
-
-    * ``face_size``: down-sample to ``face_size`` pixels (antialiased bilinear) and back up (bilinear);
-    * ``blur_sigma``: Gaussian blur with this sigma in pixels;
-    * ``noise_std``: additive Gaussian pixel noise (grey levels), drawn from a generator seeded with ``seed``;
-    * ``jpeg_quality``: JPEG re-compression with Pillow at this quality.
+    TinyFace (which is not available here): :class:`fr.data.transforms.LowQuality` with these settings applied
+    to every image, both pair members alike (see there for the steps and their order).
 
     Deterministic for given arguments. The result's ``name`` records the variant, e.g.
     ``"lfw@lq(face=16,jpeg=30)"``; ``sha256`` stays that of the source file."""
-    parts = []
-    x = vset.images
-    h, w = vset.image_size
-    if face_size is not None:
-        if not 1 <= face_size <= min(h, w):
-            raise ValueError(f"face_size must be in [1, {min(h, w)}], got {face_size}")
-        parts.append(f"face={face_size}")
-        x = torch.cat([resize(resize(x[i:i + 512], (face_size, face_size)), (h, w))
-                       for i in range(0, len(x), 512)])
-    if blur_sigma is not None:
-        if blur_sigma <= 0:
-            raise ValueError(f"blur_sigma must be > 0, got {blur_sigma}")
-        parts.append(f"blur={blur_sigma:g}")
-        x = torch.cat([gaussian_blur(x[i:i + 512], blur_sigma) for i in range(0, len(x), 512)])
-    if noise_std is not None:
-        if noise_std <= 0:
-            raise ValueError(f"noise_std must be > 0, got {noise_std}")
-        parts.append(f"noise={noise_std:g},seed={seed}")
-        g = torch.Generator().manual_seed(int(seed))
-        x = torch.cat([(x[i:i + 512].float() + noise_std * torch.randn(x[i:i + 512].shape, generator=g))
-                       .round_().clamp_(0, 255).to(torch.uint8) for i in range(0, len(x), 512)])
-    if jpeg_quality is not None:
-        if not 1 <= jpeg_quality <= 100:
-            raise ValueError(f"jpeg_quality must be in [1, 100], got {jpeg_quality}")
-        parts.append(f"jpeg={jpeg_quality}")
-        arr = x.numpy()
-        x = torch.from_numpy(np.stack([decode_chw(encode_jpeg(img, jpeg_quality), where=f"{vset.name}, image {i}")
-                                       for i, img in enumerate(arr)]))
-    if not parts:
-        raise ValueError("degrade: give at least one of face_size, blur_sigma, noise_std, jpeg_quality")
-    return replace(vset, name=f"{vset.name}@lq({','.join(parts)})", images=x.contiguous())
+    lq = LowQuality(face_size=face_size, blur_sigma=blur_sigma, noise_std=noise_std, jpeg_quality=jpeg_quality,
+                    seed=seed)
+    return replace(vset, name=f"{vset.name}@lq({lq.tag()})", images=lq(vset.images))

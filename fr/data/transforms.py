@@ -8,11 +8,13 @@ mean/std). Training augmentation (:class:`TrainAugment`) follows AdaFace (Kim et
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["to_input", "hflip", "resize", "gaussian_blur", "TrainAugment"]
+__all__ = ["to_input", "hflip", "resize", "gaussian_blur", "LowQuality", "TrainAugment"]
 
 
 def _as_batch(x: torch.Tensor, name: str = "batch") -> tuple[torch.Tensor, bool]:
@@ -108,6 +110,85 @@ def gaussian_blur(batch: torch.Tensor, sigma: float, *, radius: int | None = Non
     if is_uint8:
         y = y.round_().clamp_(0, 255).to(torch.uint8)
     return y[0] if single else y
+
+
+@dataclass(frozen=True)
+class LowQuality:
+    """A fixed low-quality degradation of face images (a stand-in for low-resolution benchmarks such as
+    TinyFace, whose faces are about 20 pixels high). Applied in this order, each step only when set:
+
+    * ``face_size``: down-sample the whole image to ``face_size`` pixels square (antialiased bilinear) and back
+      up to its size (bilinear), so the result keeps the input's shape but only ``face_size``² pixels of detail;
+    * ``blur_sigma``: Gaussian blur with this sigma in pixels;
+    * ``noise_std``: additive Gaussian pixel noise (grey levels) drawn from a generator seeded with ``seed``;
+    * ``jpeg_quality``: JPEG re-compression with Pillow at this quality.
+
+    Deterministic: the same settings on the same images (in the same chunks of ``chunk`` images) give the same
+    bytes. :meth:`tag` names the variant, e.g. ``"face=24,jpeg=30"``."""
+
+    face_size: int | None = None
+    blur_sigma: float | None = None
+    noise_std: float | None = None
+    jpeg_quality: int | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.face_size is not None and int(self.face_size) < 1:
+            raise ValueError(f"face_size must be >= 1, got {self.face_size}")
+        if self.blur_sigma is not None and not self.blur_sigma > 0:
+            raise ValueError(f"blur_sigma must be > 0, got {self.blur_sigma}")
+        if self.noise_std is not None and not self.noise_std > 0:
+            raise ValueError(f"noise_std must be > 0, got {self.noise_std}")
+        if self.jpeg_quality is not None and not 1 <= int(self.jpeg_quality) <= 100:
+            raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+        if self.face_size is None and self.blur_sigma is None and self.noise_std is None \
+                and self.jpeg_quality is None:
+            raise ValueError("LowQuality: give at least one of face_size, blur_sigma, noise_std, jpeg_quality")
+
+    def tag(self) -> str:
+        parts = []
+        if self.face_size is not None:
+            parts.append(f"face={self.face_size}")
+        if self.blur_sigma is not None:
+            parts.append(f"blur={self.blur_sigma:g}")
+        if self.noise_std is not None:
+            parts.append(f"noise={self.noise_std:g},seed={self.seed}")
+        if self.jpeg_quality is not None:
+            parts.append(f"jpeg={self.jpeg_quality}")
+        return ",".join(parts)
+
+    def generator(self) -> torch.Generator:
+        """The noise generator a fresh pass starts from (pass it on across chunks of one image set)."""
+        return torch.Generator().manual_seed(int(self.seed))
+
+    def __call__(self, images: torch.Tensor, *, generator: torch.Generator | None = None,
+                 chunk: int = 512) -> torch.Tensor:
+        """Degrade uint8 ``(B, 3, H, W)`` images; ``generator`` carries the noise stream across calls (a new
+        one seeded with ``seed`` when None)."""
+        from ._util import decode_chw, encode_jpeg  # _util imports Pillow; keep this module torch-only
+
+        x, single = _as_batch(images, "images")
+        if x.dtype != torch.uint8:
+            raise TypeError(f"LowQuality expects uint8 images, got {x.dtype}")
+        h, w = x.shape[-2:]
+        if self.face_size is not None:
+            if self.face_size > min(h, w):
+                raise ValueError(f"face_size must be in [1, {min(h, w)}] for {h}x{w} images, got {self.face_size}")
+            x = torch.cat([resize(resize(x[i:i + chunk], (self.face_size, self.face_size)), (h, w))
+                           for i in range(0, len(x), chunk)])
+        if self.blur_sigma is not None:
+            x = torch.cat([gaussian_blur(x[i:i + chunk], self.blur_sigma) for i in range(0, len(x), chunk)])
+        if self.noise_std is not None:
+            g = self.generator() if generator is None else generator
+            x = torch.cat([(x[i:i + chunk].float() + self.noise_std * torch.randn(x[i:i + chunk].shape, generator=g))
+                           .round_().clamp_(0, 255).to(torch.uint8) for i in range(0, len(x), chunk)])
+        if self.jpeg_quality is not None:
+            arr = x.numpy()
+            x = torch.from_numpy(np.stack([decode_chw(encode_jpeg(img, self.jpeg_quality),
+                                                      where=f"JPEG re-encoding of image {i}")
+                                           for i, img in enumerate(arr)]))
+        x = x.contiguous()
+        return x[0] if single else x
 
 
 _GRAY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as PIL's "L" conversion and torchvision's rgb_to_grayscale

@@ -46,21 +46,36 @@ def _labels(x, n: int, name: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class IdentificationResult:
-    """``cmc`` maps rank N to the fraction of probes identified within the top N; ``ranks`` is each probe's rank."""
+    """``cmc`` maps rank N to the fraction of probes identified within the top N; ``ranks`` is each probe's rank;
+    ``cmc_curve[N - 1]`` the CMC at every rank up to its length. ``name``, ``title`` (what the protocol stands in
+    for), ``protocol`` (how probes and gallery were built and scored), ``sha256`` (the data's fingerprint) and
+    ``settings`` describe the run when a protocol builder fills them in."""
 
     cmc: dict[int, float]
     n_probes: int
     n_gallery: int
     n_distractors: int
     ranks: np.ndarray = field(repr=False, compare=False, default=None)
+    name: str = ""
+    title: str = ""
+    protocol: str = ""
+    sha256: str | None = None
+    cmc_curve: tuple[float, ...] = field(default=(), repr=False)
+    settings: dict = field(default_factory=dict, repr=False)
 
     @property
     def rank1(self) -> float:
         return float(np.mean(self.ranks <= 1))
 
+    def summary(self) -> str:
+        ranks = ", ".join(f"rank-{k} {100 * v:.2f}%" for k, v in sorted(self.cmc.items()))
+        return (f"{self.name or 'identification'}: {ranks} [{self.protocol or 'closed-set'}; {self.n_probes:,} "
+                f"probes, {self.n_gallery:,} gallery + {self.n_distractors:,} distractors]")
+
     def to_dict(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k != "ranks"}
         d["cmc"] = {int(k): float(v) for k, v in self.cmc.items()}
+        d["cmc_curve"] = [float(v) for v in self.cmc_curve]
         return d
 
 
@@ -105,12 +120,19 @@ def cmc(ranks, max_rank: int | None = None) -> np.ndarray:
 
 
 def evaluate_identification(probe_feats, probe_labels, gallery_feats, gallery_labels, distractor_feats=None, *,
-                            ranks: Iterable[int] = DEFAULT_RANKS) -> IdentificationResult:
-    """Closed-set identification with distractors; CMC at ``ranks`` (TinyFace: 1, 5, 20)."""
+                            ranks: Iterable[int] = DEFAULT_RANKS, curve_max_rank: int = 100, name: str = "",
+                            title: str = "", protocol: str = "", sha256: str | None = None,
+                            settings: dict | None = None) -> IdentificationResult:
+    """Closed-set identification with distractors; CMC at ``ranks`` (TinyFace: 1, 5, 20) and the CMC curve up to
+    ``curve_max_rank`` (or the gallery size with distractors, if smaller)."""
     r = probe_ranks(probe_feats, probe_labels, gallery_feats, gallery_labels, distractor_feats)
     ranks = [int(k) for k in ranks]
     if any(k < 1 for k in ranks):
         raise ValueError(f"ranks must be >= 1, got {ranks}")
     n_dis = 0 if distractor_feats is None else int(np.shape(distractor_feats)[0])
+    n_gal = int(np.shape(gallery_feats)[0])
     return IdentificationResult(cmc={k: float(np.mean(r <= k)) for k in ranks}, n_probes=int(r.size),
-                                n_gallery=int(np.shape(gallery_feats)[0]), n_distractors=n_dis, ranks=r)
+                                n_gallery=n_gal, n_distractors=n_dis, ranks=r, name=name, title=title,
+                                protocol=protocol, sha256=sha256,
+                                cmc_curve=tuple(float(v) for v in cmc(r, min(int(curve_max_rank), n_gal + n_dis))),
+                                settings=dict(settings or {}))

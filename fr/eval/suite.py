@@ -1,0 +1,443 @@
+"""Every evaluation protocol from one embedding pass.
+
+The identification folders (``identification/``, :mod:`fr.data.identification`) hold every image of ``lfw.bin``,
+``cfp_fp.bin`` and ``cfp_ff.bin`` byte for byte, so a model only needs to embed each *distinct* image once
+(20,233 files, 29 of them byte-identical copies) plus the degraded probes of the low-quality protocol; every
+protocol is then read off those embeddings:
+
+==================  ===========================================================================================
+``lfw``, ``cfp_fp``, insightface 10-fold verification on the ``.bin`` pairs (:func:`fr.eval.verify_embeddings`):
+``cfp_ff``          each ``.bin`` image is mapped to its folder file by the sha256 of its JPEG bytes, so the
+                    numbers are those of :func:`fr.eval.evaluate_verification` on ``load_bin(path, size=...)``.
+``lfw_allpairs``    IJB-style all-pairs on LFW (a stand-in, not IJB-B/C): every pair of the 13,233 images,
+                    pooled TAR@FAR (:mod:`fr.eval.allpairs`). Genuine pairs only among the first ``lfw_cap``
+                    (10) images of each identity in file order: uncapped, George W Bush alone would own 140,185
+                    of the 242,257 genuine pairs (58 %); with 10 (CFP's frontal count) the largest identity owns
+                    45 of 14,508 (0.3 %). Impostor pairs use every image (87.5 M pairs, FAR down to 1e-7).
+``cfp_fp_allpairs`` the same on CFP, frontal x profile: 5,000 x 2,000 = 10 M pairs, 20,000 genuine (hard pose).
+``cfp_ff_allpairs`` CFP frontal x frontal: 12.5 M pairs, 22,500 genuine.
+``lfw_ident_lq``    TinyFace-style low-quality identification on LFW (a stand-in, not TinyFace): closed set,
+                    gallery one image per identity with >= 2 images (the first image among its first
+                    ``lfw_cap`` that the detector aligned), probes the others of those ``lfw_cap`` (4,740),
+                    degraded by :class:`fr.data.transforms.LowQuality` (default ``face=24``: the 112 px crop down
+                    to 24 px and back, the face inside it about 20 px high, TinyFace's typical face size), and
+                    every image of the 4,069 single-image identities as distractors in the gallery. Rank-1/5/20,
+                    CMC. The probe cap keeps a handful of people from dominating rank-1 (uncapped, five
+                    identities would own 15 % of 7,484 probes; TinyFace has about 1.5 probes per identity).
+``lfw_ident``       the same with undegraded probes, so the low-quality gap is visible.
+``cfp_ident_pose``  CFP: gallery one frontal image per identity (the first detector-aligned), probes all 2,000
+                    profile images: the pose case.
+==================  ===========================================================================================
+
+Cost: the whole suite embeds 20,204 distinct clean images and 4,740 degraded ones, fewer than the 26,000 that
+``evaluate_verification`` embeds for ``lfw.bin`` and ``cfp_fp.bin`` alone; ``benchmarks/bench_eval_suite.py``
+measures both. A subset of protocols embeds only the images it needs (``lfw`` + ``cfp_fp``: 13,591).
+
+    >>> res = fr.eval.evaluate_suite(model, protocols=("lfw", "cfp_fp", "lfw_allpairs"), flip="sum")
+    >>> print(res.summary()); json.dump(res.to_dict(), f)
+
+For repeated evaluations (a training run's periodic checks) build the data once with :func:`prepare_suite`
+and pass it as ``data=``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+from ..data.identification import FaceManifest, load_faces, load_manifest
+from ..data.transforms import LowQuality
+from .allpairs import ALLPAIRS_FARS, PROTOCOL_STEM, AllPairsResult, all_pairs_verification
+from .identification import DEFAULT_RANKS, IdentificationResult, evaluate_identification
+from .verification import Protocol, VerificationResult, verify_embeddings
+
+SUITE_PROTOCOLS: dict[str, str] = {
+    "lfw": "insightface 10-fold verification on lfw.bin",
+    "cfp_fp": "insightface 10-fold verification on cfp_fp.bin",
+    "cfp_ff": "insightface 10-fold verification on cfp_ff.bin",
+    "lfw_allpairs": "IJB-style all-pairs on LFW (stand-in, not IJB-B/C)",
+    "cfp_fp_allpairs": "IJB-style all-pairs on CFP frontal x profile (stand-in, not IJB-B/C)",
+    "cfp_ff_allpairs": "IJB-style all-pairs on CFP frontal x frontal (stand-in, not IJB-B/C)",
+    "lfw_ident": "closed-set identification on LFW with clean probes (reference for lfw_ident_lq)",
+    "lfw_ident_lq": "TinyFace-style low-quality identification on LFW (stand-in, not TinyFace)",
+    "cfp_ident_pose": "closed-set identification on CFP: frontal gallery, profile probes (pose)",
+}
+DEFAULT_PROTOCOLS = tuple(SUITE_PROTOCOLS)
+BIN_SETS = ("lfw", "cfp_fp", "cfp_ff")
+LFW_CAP = 10
+TINYFACE_LIKE = LowQuality(face_size=24)
+IDENT_STEM = "closed-set rank-N/cos"
+
+SuiteItem = VerificationResult | AllPairsResult | IdentificationResult
+
+
+# --- plans: which images each protocol uses (slots into the embedding tables) ------------------------------
+
+@dataclass(frozen=True)
+class _BinPlan:
+    name: str
+    slots: np.ndarray          # (2N,) rows of the clean table, pairs interleaved
+    issame: np.ndarray
+    sha256: str
+    path: str
+
+
+@dataclass(frozen=True)
+class _AllPairsPlan:
+    protocol: str              # without the flip part
+    a: np.ndarray
+    ids_a: np.ndarray
+    eligible_a: np.ndarray
+    b: np.ndarray | None = None
+    ids_b: np.ndarray | None = None
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _IdentPlan:
+    protocol: str
+    probes: np.ndarray         # slots of the clean table, or of the low-quality table when lq
+    probe_ids: np.ndarray
+    gallery: np.ndarray
+    gallery_ids: np.ndarray
+    distractors: np.ndarray | None
+    lq: bool
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass
+class SuiteData:
+    """Everything the protocols need except a model: decoded images and, per protocol, which of them it uses.
+
+    ``images`` (clean, one row per distinct image, at ``size``) and ``lq_images`` (degraded probes) are uint8
+    ``(N, 3, H, W)``; ``fingerprints`` holds the identification manifest's sha256 and each ``.bin``'s."""
+
+    protocols: tuple[str, ...]
+    size: tuple[int, int] | None
+    manifest: FaceManifest = field(repr=False)
+    rows: np.ndarray = field(repr=False)
+    images: torch.Tensor = field(repr=False)
+    lq_rows: np.ndarray | None = field(repr=False)
+    lq_images: torch.Tensor | None = field(repr=False)
+    plans: dict[str, Any] = field(repr=False)
+    fingerprints: dict[str, Any]
+    settings: dict[str, Any]
+    load_seconds: float = 0.0
+
+    @property
+    def n_images(self) -> int:
+        """Images a model embeds for this data: distinct clean images plus degraded probes."""
+        return int(self.images.shape[0]) + (0 if self.lq_images is None else int(self.lq_images.shape[0]))
+
+
+def _groups(ids: np.ndarray) -> list[np.ndarray]:
+    """Positions of each identity (identities in sorted order; positions ascending, i.e. file order)."""
+    order = np.argsort(ids, kind="stable")
+    _, start = np.unique(ids[order], return_index=True)
+    return np.split(order, start[1:])
+
+
+def _first_detected(members: np.ndarray, detected: np.ndarray) -> int:
+    ok = members[detected[members]]
+    return int(ok[0] if ok.size else members[0])
+
+
+def _bin_path(root: Path, name: str) -> Path:
+    for p in (root / "verification" / f"{name}.bin", root / f"{name}.bin"):
+        if p.is_file():
+            return p
+    raise FileNotFoundError(f"{name}.bin not found under {root} (looked in verification/ and the root)")
+
+
+def prepare_suite(data_root=None, protocols: Iterable[str] = DEFAULT_PROTOCOLS, *, size=None,
+                  lfw_cap: int = LFW_CAP, low_quality: LowQuality = TINYFACE_LIKE, bin_pairs: int | None = None,
+                  cache: bool = True, verify: bool = True, progress: bool = False) -> SuiteData:
+    """Load and decode what ``protocols`` need (see the module docstring), at ``size`` (int, ``(h, w)``, or None
+    for the files' 112x112), once.
+
+    bin_pairs: evaluate the ``.bin`` protocols on the fold-balanced subset ``load_bin(n_pairs=...)`` takes.
+    cache, verify: as :func:`fr.data.identification.load_faces` (decoded tensors cached; per-file sha256 checked
+    when a file is read)."""
+    from ..data.bins import NUM_FOLDS, _fold_subset_indices, read_bin_raw
+    from ..data._util import sha256_bytes, sha256_file
+    from ..paths import data_root as default_root
+
+    t0 = time.perf_counter()
+    protocols = tuple(protocols)
+    unknown = [p for p in protocols if p not in SUITE_PROTOCOLS]
+    if unknown or not protocols:
+        raise KeyError(f"unknown suite protocols {unknown}; known: {', '.join(SUITE_PROTOCOLS)}")
+    if int(lfw_cap) < 2:
+        raise ValueError(f"lfw_cap must be at least 2 (a genuine pair needs two images), got {lfw_cap}")
+    root = Path(data_root) if data_root is not None else default_root()
+    target = None if size is None else ((int(size), int(size)) if isinstance(size, int) else tuple(map(int, size)))
+    manifest = load_manifest(root / "identification")
+    first_of_sha = manifest.first_row_of_sha()
+    canon = np.array([first_of_sha[h] for h in manifest.sha256], dtype=np.int64)  # row -> first identical row
+    need_clean: list[np.ndarray] = []
+    need_lq: list[np.ndarray] = []
+    raw_plans: dict[str, tuple] = {}
+    fingerprints: dict[str, Any] = {"identification": manifest.fingerprint, "bins": {}}
+    settings: dict[str, Any] = {"size": None if target is None else list(target)}
+
+    needs_lfw = any(p.startswith("lfw_") for p in protocols)
+    needs_cfp = any(p.startswith("cfp_") and p not in BIN_SETS for p in protocols)
+    if needs_lfw:
+        lfw = np.flatnonzero(np.char.startswith(manifest.identities.astype(str), "lfw:"))
+        ids = manifest.identities[lfw]
+        capped = np.zeros(lfw.size, dtype=bool)
+        gallery, probes, distractors = [], [], []
+        for members in _groups(ids):
+            capped[members[:lfw_cap]] = True
+            if members.size == 1:
+                distractors.append(members[0])
+                continue
+            head = members[:lfw_cap]
+            g = _first_detected(head, manifest.detected[lfw])
+            gallery.append(g)
+            probes.extend(int(m) for m in head if m != g)
+        gallery, probes, distractors = (np.asarray(x, dtype=np.int64) for x in (gallery, probes, distractors))
+        settings["lfw"] = {"genuine_cap": int(lfw_cap), "cap_rule": f"first {lfw_cap} images of each identity in "
+                           "file order", "gallery_rule": "first detector-aligned image among the capped ones",
+                           "low_quality": low_quality.tag()}
+        cap_tag = f"cap{lfw_cap}"
+        if "lfw_allpairs" in protocols:
+            need_clean.append(lfw)
+            raw_plans["lfw_allpairs"] = ("allpairs", f"{PROTOCOL_STEM}/cos/{{method}}/genuine-{cap_tag}",
+                                         lfw, ids, capped, None, None,
+                                         {"genuine_cap": int(lfw_cap), "genuine": "pairs among the first "
+                                          f"{lfw_cap} images of an identity (file order)",
+                                          "impostor": "every pair of images of different identities"})
+        for name, lq in (("lfw_ident", False), ("lfw_ident_lq", True)):
+            if name not in protocols:
+                continue
+            need_clean += [lfw[gallery], lfw[distractors]]
+            (need_lq if lq else need_clean).append(lfw[probes])
+            probe_tag = f"probes-lq({low_quality.tag()})" if lq else "probes-clean"
+            raw_plans[name] = ("ident", f"{IDENT_STEM}/gallery-1-per-id+distractors/{probe_tag}/{cap_tag}",
+                               lfw[probes], ids[probes], lfw[gallery], ids[gallery], lfw[distractors], lq,
+                               {"probe_cap": int(lfw_cap) - 1, "gallery": "first detector-aligned image among "
+                                f"an identity's first {lfw_cap}", "distractors": "every image of the identities "
+                                "with one image", **({"low_quality": low_quality.tag()} if lq else {})})
+    if needs_cfp:
+        cfp = np.flatnonzero(np.char.startswith(manifest.identities.astype(str), "cfp:"))
+        pose = np.array([manifest.paths[i].split("/")[-2] for i in cfp])
+        odd = np.flatnonzero(~np.isin(pose, ("frontal", "profile")))
+        if odd.size:
+            raise ValueError(f"{manifest.file(int(cfp[odd[0]]))}: CFP images must lie in frontal/ or profile/")
+        frontal, profile = cfp[pose == "frontal"], cfp[pose == "profile"]
+        if "cfp_fp_allpairs" in protocols:
+            need_clean += [frontal, profile]
+            raw_plans["cfp_fp_allpairs"] = ("allpairs", f"{PROTOCOL_STEM}/cos/{{method}}/frontal-x-profile",
+                                            frontal, manifest.identities[frontal], None, profile,
+                                            manifest.identities[profile], {"pairs": "every frontal x profile"})
+        if "cfp_ff_allpairs" in protocols:
+            need_clean.append(frontal)
+            raw_plans["cfp_ff_allpairs"] = ("allpairs", f"{PROTOCOL_STEM}/cos/{{method}}/frontal-x-frontal",
+                                            frontal, manifest.identities[frontal], None, None, None,
+                                            {"pairs": "every pair of frontal images"})
+        if "cfp_ident_pose" in protocols:
+            fid = manifest.identities[frontal]
+            gal = np.asarray([frontal[_first_detected(m, manifest.detected[frontal])] for m in _groups(fid)])
+            need_clean += [gal, profile]
+            raw_plans["cfp_ident_pose"] = ("ident", f"{IDENT_STEM}/frontal-gallery-1-per-id/profile-probes",
+                                           profile, manifest.identities[profile], gal, manifest.identities[gal],
+                                           None, False, {"gallery": "first detector-aligned frontal image of "
+                                                         "each identity", "probes": "every profile image"})
+    for name in BIN_SETS:
+        if name not in protocols:
+            continue
+        path = _bin_path(root, name)
+        bins, issame = read_bin_raw(path)
+        pair_ids = list(range(len(issame)))
+        label = name
+        if bin_pairs is not None and bin_pairs != len(issame):
+            pair_ids = _fold_subset_indices(issame, int(bin_pairs), NUM_FOLDS, str(path))
+            label = f"{name}[{bin_pairs}]"
+        rows = []
+        for k in pair_ids:
+            for r in (2 * k, 2 * k + 1):
+                h = sha256_bytes(bins[r])
+                if h not in first_of_sha:
+                    raise KeyError(f"{path}, image {r} (pair {k}): its bytes (sha256 {h[:16]}…) are not in "
+                                   f"{manifest.root / 'MANIFEST.tsv'}; the folders must hold every .bin image")
+                rows.append(first_of_sha[h])
+        rows = np.asarray(rows, dtype=np.int64)
+        need_clean.append(rows)
+        digest = sha256_file(path)
+        fingerprints["bins"][name] = digest
+        raw_plans[name] = ("bin", label, rows, np.asarray([issame[k] for k in pair_ids], dtype=bool), digest,
+                           str(path))
+
+    clean_rows = np.unique(canon[np.concatenate(need_clean)]) if need_clean else np.zeros(0, np.int64)
+    slot = np.full(len(manifest), -1, dtype=np.int64)
+    slot[clean_rows] = np.arange(clean_rows.size)
+    lq_rows = np.unique(canon[np.concatenate(need_lq)]) if need_lq else None
+    lq_slot = np.full(len(manifest), -1, dtype=np.int64)
+    if lq_rows is not None:
+        lq_slot[lq_rows] = np.arange(lq_rows.size)
+
+    def c(rows):  # manifest rows -> clean slots
+        return None if rows is None else slot[canon[rows]]
+
+    plans: dict[str, Any] = {}
+    for name, p in raw_plans.items():
+        kind = p[0]
+        if kind == "bin":
+            plans[name] = _BinPlan(p[1], c(p[2]), p[3], p[4], p[5])
+        elif kind == "allpairs":
+            _, proto, a, ia, elig, b, ib, st = p
+            plans[name] = _AllPairsPlan(proto, c(a), ia, np.ones(a.size, bool) if elig is None else elig,
+                                        c(b), ib, st)
+        else:
+            _, proto, pr, pid, gal, gid, dis, lq, st = p
+            plans[name] = _IdentPlan(proto, lq_slot[canon[pr]] if lq else c(pr), pid, c(gal), gid, c(dis), lq, st)
+    images = load_faces(manifest, clean_rows, size=target, cache=cache, verify=verify, progress=progress) \
+        if clean_rows.size else torch.zeros((0, 3, 1, 1), dtype=torch.uint8)
+    lq_images = None if lq_rows is None else load_faces(manifest, lq_rows, size=target, low_quality=low_quality,
+                                                         cache=cache, verify=verify, progress=progress)
+    dups = manifest.cross_identity_duplicates()
+    if dups:
+        fingerprints["cross_identity_duplicates"] = [list(d) for d in dups]
+    settings["bin_pairs"] = bin_pairs
+    return SuiteData(protocols, target, manifest, clean_rows, images, lq_rows, lq_images, plans, fingerprints,
+                     settings, time.perf_counter() - t0)
+
+
+# --- results ----------------------------------------------------------------------------------------------
+
+@dataclass
+class SuiteResult:
+    """Results by protocol name (``res["lfw_allpairs"]``), with the data fingerprints, what was embedded and
+    the time each stage took. ``to_dict()`` is JSON-ready; ``summary()`` one line a protocol."""
+
+    results: dict[str, SuiteItem]
+    fingerprints: dict[str, Any]
+    embedding: dict[str, Any]
+    timing: dict[str, Any]
+    settings: dict[str, Any]
+
+    def __getitem__(self, name: str) -> SuiteItem:
+        return self.results[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.results
+
+    def summary(self) -> str:
+        return "\n".join(r.summary() for r in self.results.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for name, r in self.results.items():
+            d = r.to_dict()
+            d.setdefault("title", "")
+            d["title"] = d["title"] or SUITE_PROTOCOLS[name]
+            out[name] = d
+        return {"schema": 1, "protocols": out, "fingerprints": self.fingerprints, "embedding": self.embedding,
+                "timing": self.timing, "settings": self.settings}
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+def evaluate_features(data: SuiteData, emb, norms=None, lq_emb=None, *, flip: str | None = None,
+                      protocols: Iterable[str] | None = None, verification_protocol: str | Protocol = "insightface",
+                      allpairs_fars: Iterable[float] = ALLPAIRS_FARS, allpairs_method: str = "floor",
+                      ranks: Iterable[int] = DEFAULT_RANKS, block: int = 2048) -> SuiteResult:
+    """Every protocol of ``data`` from precomputed features: ``emb`` (one row per ``data.images`` row),
+    optional ``norms`` (per image, recorded as the ``.bin`` results' ``mean_norm``) and ``lq_emb`` (one row per
+    ``data.lq_images`` row). ``flip`` is only recorded in the protocol strings."""
+    protocols = tuple(data.protocols if protocols is None else protocols)
+    missing = [p for p in protocols if p not in data.plans]
+    if missing:
+        raise KeyError(f"the suite data was prepared without {missing}; prepare_suite(protocols=...) must "
+                       "include them")
+    e = _np(emb)
+    if e.ndim != 2 or e.shape[0] != data.images.shape[0]:
+        raise ValueError(f"emb must have one row per suite image ({data.images.shape[0]}), got {e.shape}")
+    nr = None if norms is None else _np(norms).reshape(-1)
+    lq = None if lq_emb is None else _np(lq_emb)
+    if data.lq_images is not None and any(getattr(data.plans[p], "lq", False) for p in protocols):
+        if lq is None or lq.shape != (data.lq_images.shape[0], e.shape[1]):
+            raise ValueError(f"lq_emb must be ({data.lq_images.shape[0]}, {e.shape[1]}), got "
+                             f"{None if lq is None else lq.shape}")
+    fl = f"/flip-{flip or 'unknown'}"
+    fp = data.fingerprints["identification"]
+    results: dict[str, SuiteItem] = {}
+    seconds: dict[str, float] = {}
+    for name in protocols:
+        t0 = time.perf_counter()
+        plan = data.plans[name]
+        if isinstance(plan, _BinPlan):
+            results[name] = verify_embeddings(e[plan.slots], plan.issame, verification_protocol, flip=flip,
+                                              name=plan.name, sha256=plan.sha256,
+                                              norms=None if nr is None else nr[plan.slots])
+        elif isinstance(plan, _AllPairsPlan):
+            results[name] = all_pairs_verification(
+                e[plan.a], plan.ids_a, None if plan.b is None else e[plan.b], plan.ids_b,
+                genuine_eligible=plan.eligible_a, fars=allpairs_fars, method=allpairs_method, block=block,
+                name=name, title=SUITE_PROTOCOLS[name], sha256=fp,
+                protocol=plan.protocol.format(method=allpairs_method) + fl, settings=plan.settings)
+        else:
+            probes = (lq if plan.lq else e)[plan.probes]
+            results[name] = evaluate_identification(
+                probes, plan.probe_ids, e[plan.gallery], plan.gallery_ids,
+                None if plan.distractors is None else e[plan.distractors], ranks=ranks, name=name,
+                title=SUITE_PROTOCOLS[name], protocol=plan.protocol + fl, sha256=fp, settings=plan.settings)
+        seconds[name] = time.perf_counter() - t0
+    return SuiteResult(results, data.fingerprints,
+                       {"n_clean": int(data.images.shape[0]),
+                        "n_low_quality": 0 if data.lq_images is None else int(data.lq_images.shape[0]),
+                        "flip": flip, "size": None if data.size is None else list(data.size)},
+                       {"protocols": seconds}, dict(data.settings))
+
+
+def evaluate_suite(model, *, data: SuiteData | None = None, data_root=None,
+                   protocols: Iterable[str] = DEFAULT_PROTOCOLS, device=None, batch_size: int = 256,
+                   flip: str = "sum", spec=None, lfw_cap: int = LFW_CAP, low_quality: LowQuality = TINYFACE_LIKE,
+                   bin_pairs: int | None = None, verification_protocol: str | Protocol = "insightface",
+                   allpairs_fars: Iterable[float] = ALLPAIRS_FARS, allpairs_method: str = "floor",
+                   ranks: Iterable[int] = DEFAULT_RANKS, cache: bool = True, progress: bool = False) -> SuiteResult:
+    """Embed every image the ``protocols`` need once with ``model`` and evaluate them all.
+
+    model:     an fr backbone (``model(x) -> (embedding, norm)`` with ``model.input_spec``) or any model
+               :func:`fr.eval.extract_embeddings` accepts (then pass ``spec``).
+    data:      a :class:`SuiteData` from :func:`prepare_suite` (reused across calls); built here when None, at
+               the model's input size, from ``data_root`` (default ``FR_DATA``).
+    flip, batch_size, device: as :func:`fr.eval.extract_embeddings` (each image and its mirror, "sum").
+    The remaining arguments choose the protocols' settings (module docstring)."""
+    from .embed import extract_embeddings
+
+    t_start = time.perf_counter()
+    spec = spec if spec is not None else getattr(model, "input_spec", None)
+    if spec is None:
+        raise TypeError(f"{type(model).__name__} has no .input_spec; pass spec= (an fr.backbones.InputSpec)")
+    protocols = tuple(protocols)
+    want = None if getattr(spec, "size", None) is None else tuple(int(s) for s in spec.size)
+    if data is None:
+        data = prepare_suite(data_root, protocols, size=want, lfw_cap=lfw_cap, low_quality=low_quality,
+                             bin_pairs=bin_pairs, cache=cache, progress=progress)
+    elif data.size != want:
+        raise ValueError(f"the suite data was decoded at {data.size}, the model expects {want}")
+    t_embed = time.perf_counter()
+    emb, norms = extract_embeddings(model, data.images, spec, flip=flip, batch_size=batch_size, device=device,
+                                    progress=progress)
+    lq_emb = None
+    if data.lq_images is not None and any(getattr(data.plans[p], "lq", False) for p in protocols
+                                          if p in data.plans):
+        lq_emb, _ = extract_embeddings(model, data.lq_images, spec, flip=flip, batch_size=batch_size,
+                                       device=device, progress=progress)
+    embed_s = time.perf_counter() - t_embed
+    res = evaluate_features(data, emb, norms, lq_emb, flip=flip, protocols=protocols,
+                            verification_protocol=verification_protocol, allpairs_fars=allpairs_fars,
+                            allpairs_method=allpairs_method, ranks=ranks)
+    res.embedding.update({"batch_size": int(batch_size), "device": str(device) if device is not None else None,
+                          "n_images_embedded": int(emb.shape[0]) + (0 if lq_emb is None else int(lq_emb.shape[0]))})
+    res.timing.update({"load": data.load_seconds, "embed": embed_s,
+                       "total": time.perf_counter() - t_start})
+    return res
