@@ -520,6 +520,12 @@ def validate(cfg: ExperimentCfg, origin: Mapping[str, str] | None = None) -> Exp
     for p in ("p_flip", "p_lowres", "p_crop", "p_photo", "p_gray"):
         if not 0 <= getattr(d.augment, p) <= 1:
             raise err(f"data.augment.{p}", "must be a probability in [0, 1]")
+    if e.suite:  # the protocols of the final evaluation suite
+        from .eval.suite import SUITE_PROTOCOLS
+
+        check_known([n for n in e.suite if n != "all"], sorted(SUITE_PROTOCOLS), owner="eval.suite",
+                    noun="protocol", error=lambda msg: ConfigError(f"eval.suite: {msg}"),
+                    source=lambda k: _where(origin, "eval.suite"))
     # head: the name must be registered and every parameter known; numbers take the default's type
     from .heads import HEADS, head_defaults
 

@@ -149,7 +149,8 @@ class RunRecord:
     def summary(self) -> str:
         if self.metrics is None or not self.complete:
             return f"{self.run_id}: {self.status}"
-        parts = [f"{k} {100 * v['accuracy']:.2f}%" for k, v in self.metrics.metrics.items()]
+        parts = [f"{k} {label} {100 * value:.2f}%" if label else f"{k} {100 * value:.2f}%"
+                 for k, v in self.metrics.metrics.items() for label, value in [headline(v)]]
         return f"{self.run_id}: {', '.join(parts) or 'no verification sets'} ({self.metrics.wall_time_s:.0f} s)"
 
 
@@ -174,6 +175,32 @@ def find_run(cfg: ExperimentCfg, root: str | Path | None = None) -> RunRecord | 
 RUN_COLUMNS = ("run_id", "name", "paper", "status", "config_hash", "backbone", "head", "head_params", "data",
                "batch_size", "seed", "steps", "wall_time_s", "train_time_s", "images_per_s", "amp", "final_loss",
                "created_utc", "git_sha", "git_dirty", "device")
+
+
+def headline(result: dict[str, Any]) -> tuple[str, float]:
+    """The one number a recorded result is summarised by: verification accuracy (label ``""``), all-pairs
+    TAR at FAR 1e-4 (or the lowest FAR the protocol resolved), identification rank-1."""
+    if "accuracy" in result:
+        return "", float(result["accuracy"])
+    if "cmc" in result:
+        return "rank-1", float(result["cmc"]["1"])
+    tars = {k: v for k, v in result.get("tar_at_far", {}).items() if v is not None}
+    if tars:
+        far = "1e-04" if "1e-04" in tars else min(tars, key=float)
+        return f"TAR@FAR={far}", float(tars[far])
+    return "?", float("nan")
+
+
+def flatten_result(name: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The columns :func:`load_runs` gives one recorded result: ``<name>.accuracy``/``.spread``/``.protocol``/
+    ``.sha256``/``.n_pairs`` (verification), ``<name>.tar@<far>`` (all-pairs, ``None`` where the pairs cannot
+    resolve the FAR), ``<name>.rank<k>`` (identification). Accuracies, TARs and rank-k rates are fractions."""
+    out = {f"{name}.{k}": result[k] for k in ("accuracy", "spread", "protocol", "sha256", "n_pairs") if k in result}
+    for far, tar in (result.get("tar_at_far") or {}).items() if "accuracy" not in result else ():
+        out[f"{name}.tar@{far}"] = tar
+    for k, rate in (result.get("cmc") or {}).items():
+        out[f"{name}.rank{k}"] = rate
+    return out
 
 
 def load_runs(root: str | Path | None = None, *, name: str | None = None, paper: str | None = None,
@@ -210,8 +237,7 @@ def load_runs(root: str | Path | None = None, *, name: str | None = None, paper:
                         "images_per_s": m.train["images_per_s"], "final_loss": m.train["final_loss"],
                         "created_utc": m.created_utc})
             for set_name, r in m.metrics.items():
-                for k in ("accuracy", "spread", "protocol", "sha256", "n_pairs"):
-                    row[f"{set_name}.{k}"] = r.get(k)
+                row.update(flatten_result(set_name, r))
         rows.append(row)
     df = pd.DataFrame(rows)
     # the identity columns exist even when nothing is recorded, so callers can filter an empty table

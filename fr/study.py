@@ -19,8 +19,12 @@ __all__ = ["metric_columns", "recipe_table"]
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
-    """The accuracy-like columns of a :func:`~fr.results.load_runs` table (``<set>.accuracy``)."""
-    return [c for c in runs.columns if c.endswith(".accuracy")]
+    """The rate columns of a :func:`~fr.results.load_runs` table that have values: verification accuracy
+    (``<set>.accuracy``), all-pairs TAR (``<set>.tar@<far>``) and identification rank-k (``<set>.rank<k>``)."""
+    import re
+
+    pat = re.compile(r"\.(accuracy|tar@[0-9e.+-]+|rank\d+)$")
+    return [c for c in runs.columns if pat.search(c) and runs[c].notna().any()]
 
 
 def recipe_table(runs_by_recipe: Mapping[str, pd.DataFrame], *, heads: tuple[str, str] = ("cosface", "arcface"),
@@ -41,6 +45,7 @@ def recipe_table(runs_by_recipe: Mapping[str, pd.DataFrame], *, heads: tuple[str
                 continue
             wide = runs.pivot_table(index="seed", columns="head", values=col, aggfunc="first") * 100
             row = {"recipe": recipe, "metric": col.removesuffix(".accuracy")}
+            wide = wide.astype(float)
             for h in heads:
                 s = summarise_seeds(wide[h]) if h in wide else summarise_seeds([])
                 row.update({f"{h}_n": s.n, f"{h}_mean": s.mean, f"{h}_std": s.std})

@@ -90,7 +90,7 @@ def run(cfg: ExperimentCfg | str | Path, overrides: Mapping[str, Any] | Sequence
         return RunRecord(rid, run_dir, "incomplete", cfg)
 
     t_eval = time.perf_counter()
-    results = trainer.evaluate(cfg.eval.final_pairs)
+    results = trainer.evaluate_final()
     eval_seconds = time.perf_counter() - t_eval
     if D.is_main():
         # the backbone alone, for evaluation elsewhere (the full state stays in ckpt/last.pt)
@@ -124,9 +124,18 @@ def _run_metrics(cfg: ExperimentCfg, trainer: Trainer, results: Mapping[str, Any
                "images_per_s": sum(r["img_per_s"] for r in logged) / len(logged) if logged else None,
                "data": {"source": str(getattr(ds, "source", cfg.data.train)), "sha256": getattr(ds, "sha256", None),
                         "num_images": len(ds), "num_classes": int(ds.num_classes)}},
-        metrics={name: {**r.to_dict(), "pairs": r.n_pairs, "bin_sha256": r.sha256} for name, r in results.items()},
+        metrics={name: _result_record(r) for name, r in results.items()},
         model={"path": MODEL_FILE, "sha256": sha256_file(model_path),
                "input_spec": trainer.spec.to_dict()})
+
+
+def _result_record(result: Any) -> dict[str, Any]:
+    """A final result as recorded: its own ``to_dict()``; verification results also keep their pair count and
+    the sha256 of their ``.bin`` under the names the first records used."""
+    out = result.to_dict()
+    if hasattr(result, "n_pairs"):
+        out.update(pairs=result.n_pairs, bin_sha256=result.sha256)
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -285,3 +285,10 @@ def test_fields_added_later_enter_the_hash_only_when_set():
     assert config_hash(ema) != config_hash(base)
     with pytest.raises(Exception, match="ema_decay"):
         load_config("configs/cpu/celeba_small.yaml", {"optim.ema_decay": 1.5})
+
+
+def test_eval_suite_names_known_protocols():
+    cfg = load_config("configs/cpu/celeba_v2.yaml")
+    assert cfg.eval.suite == ("all",) and cfg.eval.sets == ()
+    with pytest.raises(ConfigError, match=r"eval.suite.*'lfw_allpair'.*did you mean 'lfw_allpairs'"):
+        load_config("configs/cpu/celeba_v2.yaml", {"eval.suite": ["lfw", "lfw_allpair"]})

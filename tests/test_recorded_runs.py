@@ -22,3 +22,17 @@ def test_recorded_run_loads_and_keeps_its_config_hash(run_dir):
     assert run_dir.name.endswith("-" + config_hash(cfg)[:8])
     rec = load_run(run_dir)
     assert rec.complete and rec.metrics.config_hash == config_hash(cfg)
+
+
+def test_suite_results_flatten_to_one_column_per_rate_and_summarise_by_their_headline():
+    from fr.results import flatten_result, headline
+
+    ver = {"accuracy": 0.8, "spread": 0.02, "protocol": "insightface", "sha256": "ab", "n_pairs": 6000}
+    allp = {"protocol": "all-pairs pooled TAR@FAR", "sha256": "cd", "tar_at_far": {"1e-07": None, "1e-04": 0.3}}
+    ident = {"protocol": "closed-set rank-N", "sha256": "cd", "cmc": {"1": 0.2, "5": 0.4}}
+    assert flatten_result("lfw", ver) == {f"lfw.{k}": v for k, v in ver.items()}
+    assert flatten_result("a", allp) == {"a.protocol": allp["protocol"], "a.sha256": "cd", "a.tar@1e-07": None,
+                                         "a.tar@1e-04": 0.3}
+    assert flatten_result("i", ident)["i.rank5"] == 0.4
+    assert headline(ver) == ("", 0.8) and headline(allp) == ("TAR@FAR=1e-04", 0.3)
+    assert headline(ident) == ("rank-1", 0.2)

@@ -36,3 +36,11 @@ def test_unpaired_seeds_are_left_out_of_the_difference_and_untrained_runs_ignore
     assert row["cosface_n"] == 3 and row["paired_n"] == 2 and row["diff_mean"] == pytest.approx(1.5)
     one = recipe_table({"r": _runs([0.8], [0.81])}).iloc[0]
     assert math.isnan(one["diff_std"]) and math.isnan(one["mdd_3_seeds"])
+
+
+def test_metric_columns_cover_accuracy_tar_and_rank_with_values():
+    from fr.study import metric_columns
+
+    df = pd.DataFrame({"lfw.accuracy": [0.8], "lfw_allpairs.tar@1e-04": [0.3], "lfw_allpairs.tar@1e-07": [None],
+                       "lfw_ident_lq.rank1": [0.2], "lfw.protocol": ["x"], "lfw.spread": [0.01]})
+    assert metric_columns(df) == ["lfw.accuracy", "lfw_allpairs.tar@1e-04", "lfw_ident_lq.rank1"]

@@ -29,6 +29,31 @@ class VerificationSets:
         return self._sets[(name, pairs)]
 
 
+def suite_protocols(cfg: EvalCfg) -> tuple[str, ...]:
+    """The protocols ``eval.suite`` names (``all``: every protocol of :mod:`fr.eval.suite`)."""
+    from ..eval.suite import DEFAULT_PROTOCOLS
+
+    return DEFAULT_PROTOCOLS if "all" in cfg.suite else tuple(cfg.suite)
+
+
+def run_suite(model: nn.Module, cfg: EvalCfg, device: torch.device) -> dict[str, Any]:
+    """``{protocol: result}`` of ``model`` on every protocol of ``eval.suite``, all read off one embedding
+    pass (:func:`fr.eval.suite.evaluate_suite`), with ``eval``'s flip, batch size and verification protocol.
+    The model's mode and the global RNG state are restored."""
+    from ..eval.suite import evaluate_suite
+
+    protocols = suite_protocols(cfg)
+    was = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            res = evaluate_suite(model, protocols=protocols, device=device, batch_size=cfg.batch_size,
+                                 flip=cfg.flip, verification_protocol=cfg.protocol)
+    finally:
+        model.train(was)
+    return {name: res[name] for name in protocols}
+
+
 def verify(model: nn.Module, sets: Mapping[str, VerificationSet], cfg: EvalCfg,
            device: torch.device) -> dict[str, Any]:
     """``{name: VerificationResult}`` of ``model`` in eval mode on each of ``sets``, with ``eval``'s protocol,

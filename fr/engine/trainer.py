@@ -42,7 +42,7 @@ from .build import (build_augment, build_backbone, build_head, embedding_size, i
                     wrap_for_training)
 from .checkpoint import all_rng_states, gather_centres, load_centres, load_checkpoint, restore_rank_rng, save_checkpoint
 from .ema import ModelEma
-from .evaluation import VerificationSets, verify
+from .evaluation import VerificationSets, run_suite, verify
 from .metrics import StepStats, Throughput, batch_accuracy, scalars
 from .optim import build_optimizer
 from .runlog import RunLog
@@ -336,6 +336,15 @@ class Trainer:
             names = self.cfg.eval.sets if sets is None else sets
             out = verify(self.eval_model, {n: self.eval_sets.get(n, pairs) for n in names}, self.cfg.eval,
                          self.device)
+        D.barrier()
+        return out
+
+    def evaluate_final(self) -> dict[str, Any]:
+        """The run's final evaluation on the main rank (``{}`` on the others): every protocol of ``eval.suite``
+        from one embedding pass when it is set, else verification on ``eval.sets`` at ``eval.final_pairs``."""
+        if not self.cfg.eval.suite:
+            return self.evaluate(self.cfg.eval.final_pairs)
+        out = run_suite(self.eval_model, self.cfg.eval, self.device) if D.is_main() else {}
         D.barrier()
         return out
 
