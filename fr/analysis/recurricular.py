@@ -1,6 +1,6 @@
 """ReCurricularFace analysis: Figure 1 (N versus T), decision-boundary crossings and eq. 2–6.
 
-Source: "ReCurricularFace: Revisiting CurricularFace for Hard Sample Mining" (seed paper, no code) —
+Source: "ReCurricularFace: Revisiting CurricularFace for Hard Sample Mining" (no code released) —
 §1 (eq. 1, Figure 1), §3 (eq. 2–6), §4.2 ("E ≈ 80", ``I = 1.1 cos θ_j + 0.4 t``).
 
 Figure-1 geometry: the target and one non-target centre are 90° apart and the sample lies in their

@@ -1,6 +1,6 @@
 """SMAFace analysis: mining weights, scaling terms and the paper's figures (no training).
 
-Source: "SMAFace" (seed paper, no code released) — eq. 2–5 (loss, mining weight ``I(p)``, margin
+Source: "SMAFace: sample mining guided adaptive loss for face recognition" (no code released) — eq. 2–5 (loss, mining weight ``I(p)``, margin
 functions), eq. 6–9 (gradient scaling term "GST" and its normalised form "st"), appendix C–D
 (eq. 29–34), G (eq. 35–37, HM-Softmax and F-Softmax), H (eq. 38–40, weak/strong/β variants) and
 Figures 2–12.
