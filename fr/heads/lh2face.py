@@ -93,8 +93,6 @@ class LH2Face(MarginRule):
     ``s_p``, ``δ`` of ``L_pns``; ``pp_margin``: ``δ'`` of ``L_pp``.
     """
 
-    uses_norms = True
-
     def __init__(self, margin_ratio: float = 0.35, detach_kappa: bool = False, norm_stat: str = "ema",
                  t_alpha: float = 0.01, lambda_pps: float = 1.0, lambda_pns: float = 1.0, lambda_pp: float = 1.0,
                  pns_scale: float = 32.0, pns_margin: float = 0.2, pp_margin: float = 0.2):
