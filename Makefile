@@ -1,4 +1,4 @@
-# The two commands of the README:  `make book`  and  `make test`.
+# The two commands of the README:  `make book`  and  `make test` (ruff's lint, then pytest).
 # Both create (or refresh, when pyproject.toml changes) their own virtual environment in .venv.
 PYTHON ?= python3
 VENV   := .venv
@@ -33,6 +33,7 @@ book: pages notebooks
 	@echo "Book built: _build/html/index.html"
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check fr tests benchmarks scripts notebooks
 	$(PY) -m pytest
 
 test-all: $(STAMP)

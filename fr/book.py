@@ -6,8 +6,6 @@ the equations, defaults, citations and known deviations on the pages can never d
 from __future__ import annotations
 
 import argparse
-import inspect
-import textwrap
 from pathlib import Path
 
 from .heads import head_info, list_heads

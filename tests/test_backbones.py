@@ -27,7 +27,7 @@ def insightface_keys(layers, widths=(64, 128, 256, 512), emb=512, feat=(7, 7)) -
     """insightface IResNet state_dict keys and shapes, in registration order."""
     cin = widths[0]  # insightface: the stem has as many channels as layer1 (64)
     out: list[tuple[str, tuple]] = [("conv1.weight", (cin, 3, 3, 3)), *_bn("bn1", cin), ("prelu.weight", (cin,))]
-    for s, (n, c) in enumerate(zip(layers, widths), start=1):
+    for s, (n, c) in enumerate(zip(layers, widths, strict=True), start=1):
         for j in range(n):
             p = f"layer{s}.{j}"
             a = cin if j == 0 else c
@@ -46,7 +46,7 @@ def adaface_keys(layers, emb=512) -> "OrderedDict[str, tuple]":
     out: list[tuple[str, tuple]] = [("input_layer.0.weight", (64, 3, 3, 3)), *_bn("input_layer.1", 64),
                                     ("input_layer.2.weight", (64,))]
     cin, i = 64, 0
-    for n, c in zip(layers, (64, 128, 256, 512)):
+    for n, c in zip(layers, (64, 128, 256, 512), strict=True):
         for j in range(n):
             a, p = (cin if j == 0 else c), f"body.{i}"
             if a != c:
@@ -314,7 +314,7 @@ def test_count_macs_iresnet50_analytic():
     """Hand count for IResNet-50 at 112 px: 6.31 G multiply-adds (insightface's flops.py: "6.3G")."""
     macs = 64 * 112 * 112 * 3 * 9          # stem
     cin, hw = 64, 112
-    for n, c in zip((3, 4, 14, 3), (64, 128, 256, 512)):
+    for n, c in zip((3, 4, 14, 3), (64, 128, 256, 512), strict=True):
         out = math.ceil(hw / 2)
         macs += c * hw * hw * cin * 9 + c * out * out * c * 9 + c * out * out * cin   # block 0 + downsample
         macs += (n - 1) * 2 * (c * out * out * c * 9)

@@ -31,3 +31,12 @@ def test_results_notebook_says_when_nothing_is_recorded(tmp_path, monkeypatch):
     pm.execute_notebook(str(nb), str(out), cwd=str(nb.parent), kernel_name="python3", progress_bar=False)
     text = json.dumps(json.loads(out.read_text())["cells"])
     assert "No recorded runs" in text
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stored_without_outputs(nb):
+    """Notebooks are committed clean: `make book` executes them; outputs in git would go stale and bloat diffs."""
+    cells = json.loads(nb.read_text())["cells"]
+    dirty = [i for i, c in enumerate(cells)
+             if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
+    assert not dirty, f"{nb.name}: code cells {dirty} carry outputs or an execution count; clear them before committing"

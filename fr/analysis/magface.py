@@ -23,7 +23,7 @@ from ..heads import head_defaults
 from ..heads.magface import (mag_cosface_target, magface_lambda_bound, magface_margin, magface_regulariser,
                              magface_target)
 from ._plot import new_figure
-from ._tensor import array, derivative, tensor
+from ._tensor import array, tensor
 
 _MAG = head_defaults("magface")
 _BOUNDS = ("l_a", "u_a", "l_m", "u_m")
@@ -42,11 +42,6 @@ def margin(a, *, l_a: float = _MAG["l_a"], u_a: float = _MAG["u_a"], l_m: float 
 def regulariser(a, *, u_a: float = _MAG["u_a"]):
     """``g(a) = a/u_a² + 1/a`` (:func:`fr.heads.magface.magface_regulariser`)."""
     return array(magface_regulariser(tensor(a), u_a))
-
-
-def regulariser_grad(a, *, u_a: float = _MAG["u_a"]):
-    """``g'(a) = 1/u_a² − 1/a²`` (negative below ``u_a``), by autograd through the head's regulariser."""
-    return derivative(magface_regulariser, a, u_a)
 
 
 def lambda_bound(*, s: float = _MAG["s"], l_a: float = _MAG["l_a"], u_a: float = _MAG["u_a"],

@@ -1,6 +1,6 @@
 """ReCurricularFace analysis: Figure 1 (N versus T), decision-boundary crossings and eq. 2–6.
 
-Source: "ReCurricularFace: Revisiting CurricularFace for Hard Sample Mining" (seed paper, no code) —
+Source: "ReCurricularFace: Revisiting CurricularFace for Hard Sample Mining" (no code released) —
 §1 (eq. 1, Figure 1), §3 (eq. 2–6), §4.2 ("E ≈ 80", ``I = 1.1 cos θ_j + 0.4 t``).
 
 Figure-1 geometry: the target and one non-target centre are 90° apart and the sample lies in their
@@ -196,7 +196,7 @@ def plot_figure1(ts=(0.0, 0.3, 0.5, 0.8, 1.0), *, m: float = M_DEFAULT, rules=("
     theta = np.linspace(0, math.pi / 2, n)
     deg = np.degrees(theta)
     fig, axes = new_figure(1, len(rules), width=4.6, squeeze=False)
-    for ax, rule in zip(axes[0], rules):
+    for ax, rule in zip(axes[0], rules, strict=True):
         ax.plot(deg, target_T(theta, m), color="k", lw=2, label="T = cos(θ_y + m)")
         ax.plot(deg, np.sin(theta), color="grey", ls="--", label="ArcFace N = c_j")
         for t in ts:

@@ -1,6 +1,6 @@
 """SMAFace analysis: mining weights, scaling terms and the paper's figures (no training).
 
-Source: "SMAFace" (seed paper, no code released) — eq. 2–5 (loss, mining weight ``I(p)``, margin
+Source: "SMAFace: sample mining guided adaptive loss for face recognition" (no code released) — eq. 2–5 (loss, mining weight ``I(p)``, margin
 functions), eq. 6–9 (gradient scaling term "GST" and its normalised form "st"), appendix C–D
 (eq. 29–34), G (eq. 35–37, HM-Softmax and F-Softmax), H (eq. 38–40, weak/strong/β variants) and
 Figures 2–12.
@@ -393,7 +393,7 @@ def plot_figure2(methods=FIGURE2_METHODS, *, n_c: int = 201, n_q: int = 101, nco
     nrows = math.ceil(n / ncols)
     fig, axes = new_figure(nrows, min(ncols, n), width=3.2, height=2.6, squeeze=False)
     m = kw.get("m", M_DEFAULT)
-    for ax, method in zip(axes.ravel(), methods):
+    for ax, method in zip(axes.ravel(), methods, strict=False):  # spare axes are hidden below
         c, q, r = st_grid(method, n_c=n_c, n_q=n_q, alpha=alphas.get(method), **kw)
         y = q if y_axis == "q" else -m * q
         if y_axis != "q":  # -m q decreases with q: flip rows so that y increases upwards
@@ -514,7 +514,7 @@ def plot_figures_6_to_8(*, x: str = "c", **kw):
 def plot_figure10(*, alphas=(2.0, -4.0), x: str = "c", **kw):
     """Figure 10: standard / strong / weak ``I*`` (eq. 38–39) for α = 2 (left) and α = −4 (right)."""
     fig, axes = new_figure(1, len(alphas), width=4.5)
-    for ax, a in zip(np.atleast_1d(axes), alphas):
+    for ax, a in zip(np.atleast_1d(axes), alphas, strict=True):
         method = "smaface*" if a > 0 else "nsmaface*"
         plot_st_curves((a,), method=method, variants=("standard", "strong", "weak"), x=x, ax=ax,
                        title=f"{method_title(method)} α={a:g}: standard / strong / weak", **kw)

@@ -126,7 +126,7 @@ class IResNet(FaceBackbone):
         self.bn1 = nn.BatchNorm2d(stem, eps=1e-5)
         self.prelu = nn.PReLU(stem)
         cin = stem
-        for i, (n, cout) in enumerate(zip(layers, widths), start=1):
+        for i, (n, cout) in enumerate(zip(layers, widths, strict=True), start=1):
             blocks = [IBasicBlock(cin, cout, stride=2)] + [IBasicBlock(cout, cout) for _ in range(n - 1)]
             setattr(self, f"layer{i}", nn.Sequential(*blocks))
             cin = cout

@@ -92,7 +92,7 @@ class IRNet(FaceBackbone):
         self.input_layer = nn.Sequential(nn.Conv2d(3, stem, 3, 1, 1, bias=False), nn.BatchNorm2d(stem),
                                          nn.PReLU(stem))
         blocks, cin = [], stem
-        for n, cout in zip(layers, widths):
+        for n, cout in zip(layers, widths, strict=True):
             blocks.append(IRBlock(cin, cout, 2))
             blocks.extend(IRBlock(cout, cout, 1) for _ in range(n - 1))
             cin = cout

@@ -67,7 +67,6 @@ class NormAdaptiveMargin(MarginRule):
     Subclasses set :attr:`angular` (the target form) and may override :meth:`loss`.
     """
 
-    uses_norms = True
     #: angular (AdaFace/SMAFace) or cosine (SM-CosFace) target form; see :func:`adaface_target`.
     angular: bool = True
 

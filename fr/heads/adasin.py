@@ -29,9 +29,10 @@ POS_MODES = ("none", "scale", "add")
         "Certain (abstract): the difficulty is 'the sine of the angle between a sample's embedding and its "
         "ground-truth class centre'; a 'dual adaptive penalty' acts on the positive and negative cosines of "
         "hard samples; curriculum learning moves the boundaries over training. Everything else is assumed.",
-        "difficulty='half_angle' (default): D = sin(theta_y / 2) = ||x^ - W^_y|| / 2, monotone on [0, pi], as a "
-        "machine-written summary of the paper states. difficulty='sine': D = sin(theta_y), the abstract's "
-        "literal wording (not monotone on [0, pi]). D carries no gradient.",
+        "difficulty='half_angle' (default): D = sin(theta_y / 2) = ||x^ - W^_y|| / 2, monotone on [0, pi]: our "
+        "reading, since AdaSin's abstract (arXiv:2503.03528) names only 'the sine of the angle' and a difficulty "
+        "metric must grow with the angle. difficulty='sine': D = sin(theta_y), the abstract's literal wording "
+        "(not monotone on [0, pi]). D carries no gradient.",
         "t: CurricularFace's EMA of the mean target cosine (weight 0.01 on the new batch mean, init 0, "
         "updated before use, training only). Phi_i = t + h D_i; h is unknown (default 0.2; sweep 0.1-0.3).",
         "Negative penalty: CurricularFace's form with t replaced by Phi_i: N_ij = c_j (Phi_i + c_j) on hard "

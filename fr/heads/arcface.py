@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from .registry import register_head
-from .base import MarginRule, ShardContext, arc_target, safe_acos
+from .base import MarginRule, ShardContext, arc_target
 
 GRAD_MODES = ("exact", "detached")
 

@@ -121,9 +121,6 @@ class MarginRule(nn.Module):
     State (EMA statistics, counters) lives in buffers and is updated only when ``self.training``.
     """
 
-    #: rules that read ``norms`` (documentation and tests only; every rule receives them)
-    uses_norms: bool = False
-
     def __init__(self) -> None:
         super().__init__()
         self._stats: dict[str, float] = {}

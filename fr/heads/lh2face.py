@@ -1,4 +1,4 @@
-"""LH2Face — a RECONSTRUCTION from the abstract and summaries (no code, no full text available).
+"""LH2Face — a RECONSTRUCTION from the paper's abstract and a summary of it (no code, no full text available).
 
 What is known (Xie et al., "LH2Face: loss function for hard high-quality face"): the similarity is the
 log-density of a von Mises-Fisher distribution, ``log f(x^; μ, κ) = log c_n(κ) + κ μᵀx^``, with concentration
@@ -59,7 +59,7 @@ def proxy_pair_loss(centres: torch.Tensor, margin: float = 0.2) -> torch.Tensor:
 @register_head(
     "lh2face",
     paper="Xie, Wang, Jiao, Yuan, Chen, Zhao, LH2Face: loss function for hard high-quality face (abstract and "
-          "summaries only)",
+          "a summary only)",
     equation="L_FR = L_vMF + L_pps + L_pns + L_pp with kappa = |z| and m = 0.35 mu_|z| (abstract/summary; the "
              "forms of the terms are our reading)",
     tex=(r"L = -\log\frac{e^{\kappa_i\cos\theta_y - m}}{e^{\kappa_i\cos\theta_y - m} + \sum_{j\ne y}"
@@ -69,8 +69,10 @@ def proxy_pair_loss(centres: torch.Tensor, margin: float = 0.2) -> torch.Tensor:
     official="none public",
     reconstructed=True,
     notes=(
-        "Reconstruction: only the abstract and machine-written summaries are available; the margin placement, the "
-        "proxy-term forms, their weights (1, as the summary writes a plain sum) and scales are our choices.",
+        "Reconstruction: only the abstract of Xie, Wang, Jiao, Yuan, Chen and Zhao's 'LH2Face: loss function for "
+        "hard high-quality face' and a summary of it (its TL;DR, which gives m = 0.35 mu_|z|, kappa = |z| and "
+        "L_FR = L_vMF + L_pps + L_pns + L_pp) are available; the margin placement, the proxy-term forms, their "
+        "weights (1, as the summary writes a plain sum) and scales are our choices.",
         "log c_n(kappa) of the vMF density is common to all classes of a sample and cancels in the softmax.",
         "detach_kappa=False lets the CE reach the norm through kappa (the literal vMF reading); with un-normalised "
         "logits this can grow norms on easy samples. detach_kappa=True makes kappa a per-sample scale.",
@@ -90,8 +92,6 @@ class LH2Face(MarginRule):
     ``t_alpha`` on the new batch mean; the first update sets it) or ``"batch"``. ``pns_scale``, ``pns_margin``:
     ``s_p``, ``δ`` of ``L_pns``; ``pp_margin``: ``δ'`` of ``L_pp``.
     """
-
-    uses_norms = True
 
     def __init__(self, margin_ratio: float = 0.35, detach_kappa: bool = False, norm_stat: str = "ema",
                  t_alpha: float = 0.01, lambda_pps: float = 1.0, lambda_pns: float = 1.0, lambda_pp: float = 1.0,

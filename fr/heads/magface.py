@@ -80,8 +80,6 @@ class MagFace(MarginRule):
     ``lambda_g`` is below :func:`magface_lambda_bound`.
     """
 
-    uses_norms = True
-
     def __init__(self, s: float = 64.0, l_a: float = 10.0, u_a: float = 110.0, l_m: float = 0.45, u_m: float = 0.8,
                  lambda_g: float = 35.0, easy_margin: bool = True):
         super().__init__()

@@ -1,6 +1,6 @@
 """The SMAFace family: the AdaFace margin plus a sample-mining weight on each row's cross-entropy.
 
-Paper: "SMAFace: sample mining guided adaptive loss for face recognition" (the project's seed paper; no code
+Paper: "SMAFace: sample mining guided adaptive loss for face recognition" (no code
 released). Every rule here computes margin logits exactly as :class:`fr.heads.adaface.AdaFace` (angular form:
 SMAFace, eq. 5 / 11) or with the additive part only (SM-CosFace, eq. 4 / 10), and then the mining loss of eq. 2,
 
@@ -92,8 +92,7 @@ def mining_weight_grad(p: torch.Tensor, alpha: float = 1.0, p0: float = P0_DEFAU
     return g * star_factor(alpha) if star else g
 
 
-_PAPER = ("SMAFace: sample mining guided adaptive loss for face recognition (the seed paper of this project; "
-          "no code released)")
+_PAPER = "SMAFace: sample mining guided adaptive loss for face recognition (no code released)"
 _TEX_I = (r"I(p) = 1 + \alpha\Big(\frac{1}{1 + e^{\,p - p_0}} - \frac12\Big)")
 _TEX_ISTAR = r"I^*(p) = \Big|\frac{7}{7+\alpha}\Big|\,I(p)"
 _TEX_L = r"L_i = -I(p_{y_i})\log p_{y_i},\ "

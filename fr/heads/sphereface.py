@@ -97,8 +97,6 @@ class SphereFace(MarginRule):
     State: ``iteration`` (long buffer), incremented before use at every training forward.
     """
 
-    uses_norms = True
-
     def __init__(self, m: int = 4, base: float = 1000.0, gamma: float = 0.12, power: float = 1.0,
                  lambda_min: float = 5.0, s: float | None = None):
         super().__init__()

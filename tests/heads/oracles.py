@@ -83,7 +83,7 @@ def check_rule(rule: MarginRule, oracle, cos, labels, norms, dtype=torch.float64
     tol = tol or TOL[dtype]
     got = rule_loss_and_grads(rule, cos, labels, norms, dtype)
     want = oracle_loss_and_grads(oracle, cos, labels, norms)
-    for name, a, b in zip(("loss", "dL/dcos", "dL/dnorm"), got, want):
+    for name, a, b in zip(("loss", "dL/dcos", "dL/dnorm"), got, want, strict=True):
         torch.testing.assert_close(a, b, msg=lambda m, name=name: f"{type(rule).__name__} {name}: {m}", **tol)
     return got, want
 

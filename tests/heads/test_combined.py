@@ -41,7 +41,7 @@ def test_combined_identities_with_arcface_and_cosface():
 
     for a, b in [(create_rule("combined", m1=1.0, m2=0.5, m3=0.0), create_rule("arcface", m=0.5)),
                  (create_rule("combined", m1=1.0, m2=0.0, m3=0.35), create_rule("cosface", m=0.35))]:
-        for x, y in zip(loss_grad(a, cos), loss_grad(b, cos)):
+        for x, y in zip(loss_grad(a, cos), loss_grad(b, cos), strict=True):
             torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-9)
     # beyond theta_y = pi - m the MXNet formula has no th/mm fallback: it departs from ArcFace
     cos_far = cos.clone()

@@ -256,15 +256,15 @@ def test_sharded_partial_fc_matches_one_process(tmp_path):
         for r, res in enumerate(ranks):
             got = res[name]
             torch.testing.assert_close(got["loss"], out.loss.detach(), rtol=1e-9, atol=1e-9,
-                                       msg=lambda m: f"{name}: sharded loss differs: {m}")
+                                       msg=lambda m, name=name: f"{name}: sharded loss differs: {m}")
             torch.testing.assert_close(got["emb_grad"] / 2, emb.grad[r * 4:r * 4 + 4], rtol=1e-7, atol=1e-9,
-                                       msg=lambda m: f"{name}: sharded embedding gradient differs: {m}")
+                                       msg=lambda m, name=name: f"{name}: sharded embedding gradient differs: {m}")
             n = got["w_grad"].shape[0]
             torch.testing.assert_close(got["w_grad"], head.classifier.weight.grad[got["start"]:got["start"] + n],
                                        rtol=1e-7, atol=1e-9,
-                                       msg=lambda m: f"{name}: sharded centre gradient differs: {m}")
+                                       msg=lambda m, name=name: f"{name}: sharded centre gradient differs: {m}")
             for k, v in head.rule.state_dict().items():
-                torch.testing.assert_close(got["buffers"][k], v, msg=lambda m: f"{name}: buffer {k} differs: {m}")
+                torch.testing.assert_close(got["buffers"][k], v, msg=lambda m, name=name, k=k: f"{name}: buffer {k} differs: {m}")
 
 
 SHARD_HEADS = ("sphereface", "sphereface_r", "combined", "curricularface", "recurricularface", "mv_am", "mv_arc",

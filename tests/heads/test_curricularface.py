@@ -112,7 +112,7 @@ def test_recurricular_figure1_boundaries_converge_to_arcface():
     cur, rec = create_rule("curricularface"), create_rule("recurricularface")
     ts = (0.0, 0.3, 0.5, 0.8, 1.0)
     want_cur, want_rec = (38.53, 33.42, 30.54, 26.88, 24.80), (37.41, 35.37, 34.10, 32.31, 31.20)
-    for t, wc, wr in zip(ts, want_cur, want_rec):
+    for t, wc, wr in zip(ts, want_cur, want_rec, strict=True):
         assert _boundary_deg(cur.negative_logit, t) == pytest.approx(wc, abs=0.01)
         assert _boundary_deg(rec.negative_logit, t) == pytest.approx(wr, abs=0.01)
     ideal = math.degrees((math.pi / 2 - 0.5) / 2)

@@ -74,7 +74,7 @@ def test_elastic_equals_arcface_and_cosface_without_spread(training):
         c1, c2 = cos.clone().requires_grad_(True), cos.clone().requires_grad_(True)
         l1 = rule(c1, make_ctx(labels), norms).loss
         l2 = ref(c2, make_ctx(labels), norms).loss
-        torch.testing.assert_close(l1, l2, msg=lambda m: f"{name} {kw}: {m}")
+        torch.testing.assert_close(l1, l2, msg=lambda m, name=name, kw=kw: f"{name} {kw}: {m}")
         torch.testing.assert_close(torch.autograd.grad(l1, c1)[0], torch.autograd.grad(l2, c2)[0])
 
 
@@ -92,7 +92,7 @@ def test_plus_assignment_on_a_hand_example():
 def test_plus_rank_correlation_intended_is_minus_one_official_is_not():
     g = torch.Generator().manual_seed(0)
     official_corrs = []
-    for trial in range(20):
+    for _ in range(20):
         cos_y = torch.rand(64, generator=g, dtype=torch.float64) * 2 - 1
         margins = 0.5 + 0.05 * torch.randn(64, generator=g, dtype=torch.float64)
         assert float(rank_correlation(assign_plus_margins(margins, cos_y, "intended"), cos_y)) == pytest.approx(-1.0)
