@@ -33,7 +33,7 @@ def run_grid(config: str | Path, rows: dict[str, dict[str, Any]], seeds: Iterabl
     ``rows`` maps a row id to dotted overrides, e.g. ``{"arcface": {"head.name": "arcface",
     "head.params": {"s": 30.0, "m": 0.5}}}``; ``overrides`` apply to every row. Returns the run records."""
     records = []
-    for row_id, row in rows.items():
+    for row in rows.values():
         for seed in seeds:
             ov = {**(overrides or {}), **row, "runtime.seed": int(seed)}
             records.append(run(config, overrides=ov, results_root=results_root, progress=progress))
@@ -165,7 +165,7 @@ def plot_accuracies(per_run: pd.DataFrame, *, chance: float = 50.0):
     fig = Figure(figsize=(4.5 * len(sets), 0.45 * per_run["head"].nunique() + 1.8))
     axes = fig.subplots(1, len(sets), squeeze=False)
     heads = list(dict.fromkeys(per_run["head"]))
-    for ax, s in zip(axes[0], sets):
+    for ax, s in zip(axes[0], sets, strict=True):
         d = per_run[per_run["set"] == s]
         for i, h in enumerate(heads):
             dh = d[d["head"] == h]

@@ -102,7 +102,7 @@ def run(cfg: ExperimentCfg | str | Path, overrides: Mapping[str, Any] | Sequence
                                session_seconds=time.perf_counter() - t_start)
         atomic_write_json(run_dir / "env.json", env)
         atomic_write_json(run_dir / "metrics.json", metrics.to_dict())  # last: marks the record complete
-        for name, r in results.items():
+        for r in results.values():
             log.info("%s", r.summary())
     D.barrier()
     return load_run(run_dir)

@@ -73,7 +73,7 @@ def test_augment_is_reproducible():
     out1 = [a(x) for _ in range(3)]
     b = TrainAugment(p_lowres=0.5, p_crop=0.5, p_photo=0.5, seed=7)
     out2 = [b(x) for _ in range(3)]
-    assert all(torch.equal(u, v) for u, v in zip(out1, out2))
+    assert all(torch.equal(u, v) for u, v in zip(out1, out2, strict=True))
     assert not torch.equal(out1[0], out1[1])  # the stream advances
     assert not torch.equal(out1[0], TrainAugment(p_lowres=0.5, p_crop=0.5, p_photo=0.5, seed=8)(x))
     assert out1[0].dtype == torch.uint8 and out1[0].shape == x.shape
@@ -95,7 +95,7 @@ def test_augment_off_and_flip_only():
 def test_crop_keeps_a_window_in_place_and_zeros_the_rest():
     x = torch.randint(1, 256, (16, 3, 40, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     y = TrainAugment(0, 1.0, 0, 0, seed=0)(x)
-    for img, src in zip(y, x):
+    for img, src in zip(y, x, strict=True):
         kept = (img != 0).any(0)
         rows, cols = kept.any(1).nonzero().flatten(), kept.any(0).nonzero().flatten()
         r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1

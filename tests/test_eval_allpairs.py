@@ -136,9 +136,9 @@ def test_roc_points_are_exact_points_of_the_curve():
     r = all_pairs_verification(x, ids, n_bins=256)
     s, y = _brute_self(x, ids)
     fpr, tpr, _ = sklearn_metrics.roc_curve(y, s, drop_intermediate=False)
-    points = set(zip(fpr.tolist(), tpr.tolist()))
+    points = set(zip(fpr.tolist(), tpr.tolist(), strict=True))
     assert len(r.roc["far"]) > 10
-    for far, tar in zip(r.roc["far"], r.roc["tar"]):   # each is a point of the full ROC (some threshold)
+    for far, tar in zip(r.roc["far"], r.roc["tar"], strict=True):   # each is a point of the full ROC (some threshold)
         assert (far, tar) in points, (far, tar)
 
 

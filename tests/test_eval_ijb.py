@@ -48,7 +48,7 @@ def _insightface_reference(img_feats, templates, medias, p1, p2, label, x_labels
         face_medias = medias[ind_t]
         unique_medias, unique_media_counts = np.unique(face_medias, return_counts=True)
         media_norm_feats = []
-        for u, ct in zip(unique_medias, unique_media_counts):
+        for u, ct in zip(unique_medias, unique_media_counts, strict=True):
             (ind_m,) = np.where(face_medias == u)
             if ct == 1:
                 media_norm_feats += [face_norm_feats[ind_m]]
@@ -66,7 +66,7 @@ def _insightface_reference(img_feats, templates, medias, p1, p2, label, x_labels
     fpr, tpr = np.flipud(fpr), np.flipud(tpr)
     tars = []
     for x in x_labels:
-        _, min_index = min(list(zip(abs(fpr - x), range(len(fpr)))))
+        _, min_index = min(list(zip(abs(fpr - x), range(len(fpr)), strict=True)))
         tars.append(tpr[min_index])
     return score, tars
 

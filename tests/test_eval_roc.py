@@ -36,7 +36,7 @@ def _insightface_nearest(y, s, fars):
     fpr, tpr = np.flipud(fpr), np.flipud(tpr)
     out = []
     for x in fars:
-        _, i = min(zip(abs(fpr - x), range(len(fpr))))
+        _, i = min(zip(abs(fpr - x), range(len(fpr)), strict=True))
         out.append(tpr[i])
     return out
 

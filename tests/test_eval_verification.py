@@ -119,7 +119,7 @@ def test_cosine_threshold_is_train_optimal(seed):
     emb, issame = make_pairs(seed, signal=0.6)
     r = verify_embeddings(emb, issame, "cosine")
     cos = pair_scores(emb, score="cos")
-    for test, t in zip(contiguous_folds(issame.size, 10), r.thresholds):
+    for test, t in zip(contiguous_folds(issame.size, 10), r.thresholds, strict=True):
         train = np.setdiff1d(np.arange(issame.size), test)
         c, y = cos[train], issame[train]
         best = max(np.mean((c > u) == y) for u in np.r_[c, c.min() - 1])   # t at each score = every split
@@ -147,7 +147,7 @@ def test_folds_are_contiguous_like_kfold():
         ours = contiguous_folds(n, k)
         ref = [test for _, test in KFold(k, shuffle=False).split(np.arange(n))]
         assert len(ours) == len(ref)
-        for a, b in zip(ours, ref):
+        for a, b in zip(ours, ref, strict=True):
             np.testing.assert_array_equal(a, b)
             assert np.all(np.diff(a) == 1)
     with pytest.raises(ValueError, match="folds"):

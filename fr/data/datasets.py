@@ -229,7 +229,7 @@ class RecordDataset(Dataset):
 
 def _validate_labels(labels, keys, num_classes, class_ranges, class_keys, rec_path, prop_path) -> None:
     counts = Counter(labels)
-    for key, lab in zip(keys, labels):
+    for key, lab in zip(keys, labels, strict=True):
         if not 0 <= lab < num_classes:
             raise RecordIOError(f"{rec_path}, key {key}: label {lab} outside [0, {num_classes}) "
                                 f"({prop_path} says {num_classes} classes)")
@@ -242,9 +242,9 @@ def _validate_labels(labels, keys, num_classes, class_ranges, class_keys, rec_pa
     if len(class_ranges) != num_classes:
         raise RecordIOError(f"{prop_path} says {num_classes} classes but record 0 of {rec_path} lists "
                             f"{len(class_ranges)} class records; property and records disagree")
-    label_of = dict(zip(keys, labels))
+    label_of = dict(zip(keys, labels, strict=True))
     covered = 0
-    for c, ((s, e), ck) in enumerate(zip(class_ranges, class_keys)):
+    for c, ((s, e), ck) in enumerate(zip(class_ranges, class_keys, strict=True)):
         if not (s < e) or any(k not in label_of for k in (s, e - 1)):
             raise RecordIOError(f"{rec_path}, key {ck}: class record {c} has image range ({s}, {e}), "
                                 f"outside the image keys {keys[0]}..{keys[-1]}")
@@ -301,7 +301,7 @@ def load_train_set(path=None, *, size=None, cache: bool = True, progress: bool =
         try:
             blob = torch.load(cache_file, map_location="cpu", weights_only=True, mmap=True)
         except Exception as e:  # unreadable cache (e.g. written by an incompatible torch): decode again
-            warnings.warn(f"ignoring unreadable cache {cache_file} ({type(e).__name__}: {e}); decoding again")
+            warnings.warn(f"ignoring unreadable cache {cache_file} ({type(e).__name__}: {e}); decoding again", stacklevel=2)
             blob = {}
         if blob.get("sha256") == digest and blob.get("version") == CACHE_VERSION \
                 and tuple(blob["images"].shape[-2:]) == (h, w):

@@ -276,7 +276,7 @@ def load_faces(manifest: FaceManifest, indices: Sequence[int] | np.ndarray | Non
             try:
                 blob = torch.load(cache_file, map_location="cpu", weights_only=True, mmap=True)
             except Exception as e:  # unreadable (e.g. written by an incompatible torch): decode again
-                warnings.warn(f"ignoring unreadable cache {cache_file} ({type(e).__name__}: {e}); decoding again")
+                warnings.warn(f"ignoring unreadable cache {cache_file} ({type(e).__name__}: {e}); decoding again", stacklevel=2)
                 blob = {}
             if blob.get("key") == key and blob.get("version") == FACES_CACHE_VERSION \
                     and blob["images"].shape[0] == idx.size:

@@ -45,7 +45,7 @@ def gather_rows(t: torch.Tensor, num_classes: int) -> torch.Tensor:
         x = torch.cat([x, x.new_zeros((pad - x.shape[0], *x.shape[1:]))], 0)
     parts = [torch.empty_like(x) for _ in range(ws)]
     tdist.all_gather(parts, x.contiguous())
-    return torch.cat([p[:c] for p, c in zip(parts, counts)], 0).cpu()
+    return torch.cat([p[:c] for p, c in zip(parts, counts, strict=True)], 0).cpu()
 
 
 def shard_of(full: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -32,7 +32,7 @@ class ModelEma(nn.Module):
     def update(self, model: nn.Module) -> None:
         d = self.decay_at(int(self.updates))
         ema_f, new_f = [], []
-        for e, m in zip(self.module.state_dict().values(), model.state_dict().values()):
+        for e, m in zip(self.module.state_dict().values(), model.state_dict().values(), strict=True):
             if e.is_floating_point():
                 ema_f.append(e)
                 new_f.append(m.detach().to(e.dtype))

@@ -140,7 +140,7 @@ class _PairScan:
             order = np.argsort(ids_a, kind="stable")
             _, start = np.unique(ids_a[order], return_index=True)
             end = np.r_[start[1:], order.size]
-            for s, e in zip(start, end):
+            for s, e in zip(start, end, strict=True):
                 m = np.sort(order[s:e])
                 if m.size < 2:
                     continue
@@ -162,7 +162,7 @@ class _PairScan:
         self.same_in_block = {int(k): (torch.from_numpy(ii[order[s:e]] % self.block),
                                        torch.from_numpy(jj[order[s:e]] % self.block),
                                        torch.from_numpy(gg[order[s:e]]))
-                              for k, s, e in zip(ks, starts, ends)}
+                              for k, s, e in zip(ks, starts, ends, strict=True)}
         self.n_col_blocks = 1 + (nb - 1) // self.block
 
     def bins_of(self, s: torch.Tensor) -> torch.Tensor:

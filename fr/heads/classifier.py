@@ -11,6 +11,8 @@ momentum still touch the rows that were not sampled this step.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
