@@ -42,6 +42,7 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_heads.py
 	$(PY) benchmarks/bench_eval.py
+	$(PY) benchmarks/bench_eval_suite.py
 	$(PY) benchmarks/bench_train.py
 
 clean:

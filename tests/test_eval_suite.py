@@ -218,3 +218,22 @@ def test_shared_suite_counts_and_a_pixel_floor():
     assert res.embedding["n_images_embedded"] == 20204 + 4740
     assert ap.tar_at_far["1e-06"] is not None and ap.impostors_at_far["1e-06"] == 87
     assert lq.cmc[1] < res["lfw_ident"].cmc[1]      # degrading the probes costs even the pixel floor
+
+
+def test_benchmark_script_runs_on_a_small_data_root(root, tmp_path):
+    """benchmarks/bench_eval_suite.py end to end on the miniature data root: rows for today, the suite, the
+    cached load and the subset, whose results equal today's (exit status 0)."""
+    import csv
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_eval_suite.py"
+    spec = importlib.util.spec_from_file_location("bench_eval_suite", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "bench.csv"
+    assert mod.main(["--data", str(root), "--size", "16", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert [r["impl"].split(" ")[0] for r in rows] == ["today", "suite", "suite", "suite_subset"]
+    assert rows[0]["n_images_embedded"] == "80" and rows[1]["n_images_embedded"] == "103"
+    assert "identical to today's: True" in rows[3]["notes"] and float(rows[1]["total_cpu_s"]) > 0

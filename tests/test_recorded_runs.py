@@ -12,8 +12,11 @@ import yaml
 from fr.config import config_hash, from_dict
 from fr.results import load_run
 
-# complete records (a run in progress in this checkout has no metrics.json yet)
-RUNS = sorted(p.parent for p in (Path(__file__).resolve().parents[1] / "results" / "runs").glob("*/metrics.json"))
+RUNS_DIR = Path(__file__).resolve().parents[1] / "results" / "runs"
+# complete training records (a run in progress in this checkout has no metrics.json yet); calibration records
+# (scripts/record_calibration.py) carry calibration.yaml instead of config.yaml
+RUNS = sorted(p.parent for p in RUNS_DIR.glob("*/metrics.json") if (p.parent / "config.yaml").exists())
+CALIBRATIONS = sorted(p for p in RUNS_DIR.glob("*") if (p / "calibration.yaml").exists())
 
 
 @pytest.mark.parametrize("run_dir", RUNS, ids=lambda p: p.name)
@@ -36,3 +39,17 @@ def test_suite_results_flatten_to_one_column_per_rate_and_summarise_by_their_hea
     assert flatten_result("i", ident)["i.rank5"] == 0.4
     assert headline(ver) == ("", 0.8) and headline(allp) == ("TAR@FAR=1e-04", 0.3)
     assert headline(ident) == ("rank-1", 0.2)
+
+
+@pytest.mark.parametrize("run_dir", CALIBRATIONS, ids=lambda p: p.name)
+def test_calibration_record_loads_and_keeps_its_settings_hash(run_dir):
+    import hashlib
+
+    settings = yaml.safe_load((run_dir / "calibration.yaml").read_text())
+    digest = hashlib.sha256(yaml.safe_dump(settings, sort_keys=True).encode()).hexdigest()
+    assert run_dir.name == f"{settings['name']}-{digest[:8]}"
+    import json
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["config_hash"] == digest
+    assert metrics["kind"] == "calibration" and set(metrics["metrics"]) <= set(settings["protocols"])
