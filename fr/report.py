@@ -11,7 +11,6 @@ recorded) and the functions below in every mode:
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -229,7 +228,3 @@ def engine_runs_table(prefix: str = "gpu_", *, root=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def params_of(runs: pd.DataFrame) -> pd.DataFrame:
-    """Each head's parameters as columns (from the JSON in ``head_params``)."""
-    return pd.DataFrame([{"head": h, **json.loads(p)} for h, p in
-                         runs[["head", "head_params"]].drop_duplicates().itertuples(index=False)])

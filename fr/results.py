@@ -166,12 +166,6 @@ def load_run(path: str | Path) -> RunRecord:
     return RunRecord(path.name, path, metrics.status if metrics else "incomplete", cfg, metrics, env)
 
 
-def find_run(cfg: ExperimentCfg, root: str | Path | None = None) -> RunRecord | None:
-    """The record of ``cfg`` (by config hash) if its folder exists, complete or not."""
-    p = runs_root(root) / run_id(cfg)
-    return load_run(p) if p.is_dir() else None
-
-
 RUN_COLUMNS = ("run_id", "name", "paper", "status", "config_hash", "backbone", "head", "head_params", "data",
                "batch_size", "seed", "steps", "wall_time_s", "train_time_s", "images_per_s", "amp", "final_loss",
                "created_utc", "git_sha", "git_dirty", "device")

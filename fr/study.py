@@ -8,14 +8,14 @@ recorded runs (:func:`fr.results.load_runs`); nothing is trained here.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from .power import min_detectable_difference, summarise_seeds
 
-__all__ = ["metric_columns", "recipe_table"]
+__all__ = ["GOALS", "metric_columns", "recipe_goals", "recipe_table", "trial_table"]
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
@@ -58,4 +58,43 @@ def recipe_table(runs_by_recipe: Mapping[str, pd.DataFrame], *, heads: tuple[str
             row["train_time_s"] = float(t["train_time_s"].mean()) if len(t) else np.nan
             row["run_time_s"] = float(t["wall_time_s"].mean()) if len(t) else np.nan
             rows.append(row)
+    return pd.DataFrame(rows)
+
+
+#: the recipe's goals (issue "a CPU recipe quiet enough to tell heads apart"): seed-to-seed std of LFW accuracy,
+#: std of the paired ArcFace-minus-CosFace difference, LFW mean (all in points), one run's wall time (s)
+GOALS = {"lfw_std_max": 0.5, "diff_std_max": 0.7, "lfw_mean_min": 85.0, "run_time_max_s": 600.0}
+
+
+def recipe_goals(table: pd.DataFrame, goals: Mapping[str, float] = GOALS, *, metric: str = "lfw",
+                 heads: tuple[str, str] = ("cosface", "arcface")) -> pd.DataFrame:
+    """For each recipe of a :func:`recipe_table`, whether it meets each goal on ``metric`` (``None`` where the
+    seeds recorded cannot tell yet: fewer than 2 per head, or no paired seeds)."""
+    rows = []
+    for _, r in table[table["metric"] == metric].iterrows():
+        stds = [r[f"{h}_std"] for h in heads]
+        means = [r[f"{h}_mean"] for h in heads]
+        ok = lambda v, test: None if not np.isfinite(v) else bool(test(v))  # noqa: E731
+        rows.append({
+            "recipe": r["recipe"], "seeds": int(min(r[f"{h}_n"] for h in heads)),
+            "lfw std (max over heads)": max(stds), "meets std": ok(max(stds), lambda v: v <= goals["lfw_std_max"]),
+            "paired diff std": r["diff_std"], "meets diff std": ok(r["diff_std"], lambda v: v <= goals["diff_std_max"]),
+            "lfw mean (min over heads)": min(means),
+            "meets mean": ok(min(means), lambda v: v >= goals["lfw_mean_min"]),
+            "run time (s)": r["run_time_s"], "meets time": ok(r["run_time_s"], lambda v: v <= goals["run_time_max_s"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def trial_table(runs: pd.DataFrame, configs: Mapping[str, Any]) -> pd.DataFrame:
+    """The recipe trials (runs of one head and seed that differ in augmentation or weight averaging): what
+    each changed and its LFW accuracy. ``configs`` maps run ids to their :class:`~fr.config.ExperimentCfg`."""
+    rows = []
+    for _, r in runs.iterrows():
+        cfg = configs[r["run_id"]]
+        a = cfg.data.augment
+        aug = ", ".join(f"{k} {getattr(a, k)}" for k in ("p_gray", "p_crop", "p_lowres", "p_photo") if getattr(a, k))
+        rows.append({"run": r["run_id"], "head": r["head"], "seed": r["seed"], "augmentation": aug or "flip only",
+                     "weight EMA": cfg.optim.ema_decay or "no", "epochs": cfg.schedule.epochs,
+                     "LFW %": 100 * r["lfw.accuracy"], "train s": r["train_time_s"], "run s": r["wall_time_s"]})
     return pd.DataFrame(rows)

@@ -44,3 +44,16 @@ def test_metric_columns_cover_accuracy_tar_and_rank_with_values():
     df = pd.DataFrame({"lfw.accuracy": [0.8], "lfw_allpairs.tar@1e-04": [0.3], "lfw_allpairs.tar@1e-07": [None],
                        "lfw_ident_lq.rank1": [0.2], "lfw.protocol": ["x"], "lfw.spread": [0.01]})
     assert metric_columns(df) == ["lfw.accuracy", "lfw_allpairs.tar@1e-04", "lfw_ident_lq.rank1"]
+
+
+def test_recipe_goals_are_judged_from_the_table_and_undecided_without_seeds():
+    from fr.study import recipe_goals
+
+    quiet = _runs([0.860, 0.862, 0.864], [0.866, 0.868, 0.870])
+    noisy = _runs([0.80, 0.83], [0.79, 0.84])
+    one = _runs([0.80], [0.81])
+    g = recipe_goals(recipe_table({"quiet": quiet, "noisy": noisy, "one": one})).set_index("recipe")
+    assert g.loc["quiet", "meets std"] and g.loc["quiet", "meets mean"] and g.loc["quiet", "meets diff std"]
+    assert g.loc["quiet", "meets time"]  # 420 s
+    assert not g.loc["noisy", "meets std"] and not g.loc["noisy", "meets mean"]
+    assert g.loc["one", "meets std"] is None and g.loc["one", "seeds"] == 1

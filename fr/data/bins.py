@@ -136,10 +136,6 @@ class VerificationSet:
         return int(self.issame.shape[0])
 
     @property
-    def num_pairs(self) -> int:
-        return len(self)
-
-    @property
     def image_size(self) -> tuple[int, int]:
         return tuple(self.images.shape[-2:])  # type: ignore[return-value]
 
