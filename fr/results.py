@@ -131,7 +131,7 @@ class RunRecord:
     path: Path
     status: str
     config: ExperimentCfg | None = None
-    metrics: RunMetrics | None = None
+    metrics: RunMetrics | dict[str, Any] | None = None  # a dict for calibration records (no training)
     env: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -162,6 +162,10 @@ def load_run(path: str | Path) -> RunRecord:
     if (path / "config.yaml").exists():
         cfg = from_dict(yaml.safe_load((path / "config.yaml").read_text()), source=str(path / "config.yaml"))
     env = json.loads((path / "env.json").read_text()) if (path / "env.json").exists() else {}
+    if (path / "calibration.yaml").exists() and (path / "metrics.json").exists():
+        # a pretrained model evaluated on the protocols (scripts/record_calibration.py): no training, no RunMetrics
+        metrics = json.loads((path / "metrics.json").read_text())
+        return RunRecord(path.name, path, metrics.get("status", "incomplete"), None, metrics, env)
     metrics = RunMetrics.read(path / "metrics.json") if (path / "metrics.json").exists() else None
     return RunRecord(path.name, path, metrics.status if metrics else "incomplete", cfg, metrics, env)
 
