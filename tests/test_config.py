@@ -10,7 +10,7 @@ import yaml
 
 from fr.config import (CHOICES, ConfigError, ExperimentCfg, OptimCfg, config_hash, derive, dump_yaml, from_dict,
                        load_config, num_train_images, parse_override, to_dict)
-from fr.engine.schedule import LRFactor, lr_factor
+from fr.engine.schedule import LRFactor
 from fr.heads import create_head
 from fr.registry import check_known
 
