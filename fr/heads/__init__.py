@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..registry import check_known
 from .base import Head, HeadOutput, MarginRule, ShardContext, arc_target, safe_acos, safe_sin
 from .classifier import PartialFC, init_centres
 from .registry import HEADS, head_defaults, head_info, list_heads, register_head
@@ -25,10 +26,7 @@ def create_rule(name: str, **overrides: Any) -> MarginRule:
     ``overrides``; unknown parameter names fail, listing the known ones."""
     entry = HEADS.get(name)
     params = head_defaults(name)
-    unknown = sorted(set(overrides) - set(params))
-    if unknown:
-        raise TypeError(f"head {name!r} got unknown parameter(s) {unknown}; "
-                        f"known parameters: {', '.join(sorted(params)) or '(none)'}")
+    check_known(overrides, sorted(params), owner=f"head {name!r}")
     params.update(overrides)
     return entry.factory(**params)
 
