@@ -2,7 +2,7 @@
 
 The identification folders (``identification/``, :mod:`fr.data.identification`) hold every image of ``lfw.bin``,
 ``cfp_fp.bin`` and ``cfp_ff.bin`` byte for byte, so a model only needs to embed each *distinct* image once
-(20,233 files, 29 of them byte-identical copies) plus the degraded probes of the low-quality protocol; every
+(20,233 files holding 20,203 distinct images) plus the degraded probes of the low-quality protocol; every
 protocol is then read off those embeddings:
 
 ==================  ===========================================================================================
@@ -29,7 +29,7 @@ protocol is then read off those embeddings:
                     profile images: the pose case.
 ==================  ===========================================================================================
 
-Cost: the whole suite embeds 20,204 distinct clean images and 4,740 degraded ones, fewer than the 26,000 that
+Cost: the whole suite embeds 20,203 distinct clean images and 4,740 degraded ones, fewer than the 26,000 that
 ``evaluate_verification`` embeds for ``lfw.bin`` and ``cfp_fp.bin`` alone; ``benchmarks/bench_eval_suite.py``
 measures both. A subset of protocols embeds only the images it needs (``lfw`` + ``cfp_fp``: 13,591).
 
