@@ -5,7 +5,7 @@
                  26,000 images embedded (each with its mirror).
 ``suite``        ``fr.eval.evaluate_suite`` with every protocol (lfw, cfp_fp, cfp_ff 10-fold; LFW, CFP-FP and
                  CFP-FF all-pairs TAR@FAR; LFW clean and low-quality identification; CFP pose identification):
-                 20,204 distinct images plus 4,740 degraded probes embedded once. Measured with the images decoded
+                 20,203 distinct images plus 4,740 degraded probes embedded once. Measured with the images decoded
                  from the files (``cache=False``, as ``load_bin`` always does) and, separately, the load from the
                  decode cache.
 ``suite_subset`` ``evaluate_suite`` with ``protocols=("lfw", "cfp_fp")`` only: the distinct images of the two

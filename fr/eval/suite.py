@@ -2,7 +2,7 @@
 
 The identification folders (``identification/``, :mod:`fr.data.identification`) hold every image of ``lfw.bin``,
 ``cfp_fp.bin`` and ``cfp_ff.bin`` byte for byte, so a model only needs to embed each *distinct* image once
-(20,233 files, 29 of them byte-identical copies) plus the degraded probes of the low-quality protocol; every
+(20,233 files holding 20,203 distinct images) plus the degraded probes of the low-quality protocol; every
 protocol is then read off those embeddings:
 
 ==================  ===========================================================================================
@@ -29,7 +29,7 @@ protocol is then read off those embeddings:
                     profile images: the pose case.
 ==================  ===========================================================================================
 
-Cost: the whole suite embeds 20,204 distinct clean images and 4,740 degraded ones, fewer than the 26,000 that
+Cost: the whole suite embeds 20,203 distinct clean images and 4,740 degraded ones, fewer than the 26,000 that
 ``evaluate_verification`` embeds for ``lfw.bin`` and ``cfp_fp.bin`` alone; ``benchmarks/bench_eval_suite.py``
 measures both. A subset of protocols embeds only the images it needs (``lfw`` + ``cfp_fp``: 13,591).
 
@@ -42,7 +42,7 @@ and pass it as ``data=``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -75,15 +75,23 @@ IDENT_STEM = "closed-set rank-N/cos"
 SuiteItem = VerificationResult | AllPairsResult | IdentificationResult
 
 
-# --- plans: which images each protocol uses (slots into the embedding tables) ------------------------------
+# --- plans: which images each protocol uses --------------------------------------------------------------
+# built in manifest rows, then mapped (to_slots) to rows of the embedding tables: the clean one (one row per
+# distinct image) and the low-quality one (degraded probes)
 
 @dataclass(frozen=True)
 class _BinPlan:
     name: str
-    slots: np.ndarray          # (2N,) rows of the clean table, pairs interleaved
+    slots: np.ndarray          # (2N,) images, pairs interleaved
     issame: np.ndarray
     sha256: str
     path: str
+
+    def clean_rows(self) -> list[np.ndarray]:
+        return [self.slots]
+
+    def to_slots(self, clean, lq) -> "_BinPlan":
+        return replace(self, slots=clean(self.slots))
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,12 @@ class _AllPairsPlan:
     ids_b: np.ndarray | None = None
     settings: dict = field(default_factory=dict)
 
+    def clean_rows(self) -> list[np.ndarray]:
+        return [self.a] + ([] if self.b is None else [self.b])
+
+    def to_slots(self, clean, lq) -> "_AllPairsPlan":
+        return replace(self, a=clean(self.a), b=None if self.b is None else clean(self.b))
+
 
 @dataclass(frozen=True)
 class _IdentPlan:
@@ -107,6 +121,14 @@ class _IdentPlan:
     distractors: np.ndarray | None
     lq: bool
     settings: dict = field(default_factory=dict)
+
+    def clean_rows(self) -> list[np.ndarray]:
+        return [self.gallery] + ([] if self.lq else [self.probes]) + \
+            ([] if self.distractors is None else [self.distractors])
+
+    def to_slots(self, clean, lq) -> "_IdentPlan":
+        return replace(self, probes=(lq if self.lq else clean)(self.probes), gallery=clean(self.gallery),
+                       distractors=None if self.distractors is None else clean(self.distractors))
 
 
 @dataclass
@@ -162,8 +184,6 @@ def prepare_suite(data_root=None, protocols: Iterable[str] = DEFAULT_PROTOCOLS, 
     bin_pairs: evaluate the ``.bin`` protocols on the fold-balanced subset ``load_bin(n_pairs=...)`` takes.
     cache, verify: as :func:`fr.data.identification.load_faces` (decoded tensors cached; per-file sha256 checked
     when a file is read)."""
-    from ..data.bins import NUM_FOLDS, _fold_subset_indices, read_bin_raw
-    from ..data._util import sha256_bytes, sha256_file
     from ..paths import data_root as default_root
 
     t0 = time.perf_counter()
@@ -176,136 +196,128 @@ def prepare_suite(data_root=None, protocols: Iterable[str] = DEFAULT_PROTOCOLS, 
     root = Path(data_root) if data_root is not None else default_root()
     target = None if size is None else ((int(size), int(size)) if isinstance(size, int) else tuple(map(int, size)))
     manifest = load_manifest(root / "identification")
-    first_of_sha = manifest.first_row_of_sha()
-    canon = np.array([first_of_sha[h] for h in manifest.sha256], dtype=np.int64)  # row -> first identical row
-    need_clean: list[np.ndarray] = []
-    need_lq: list[np.ndarray] = []
-    raw_plans: dict[str, tuple] = {}
     fingerprints: dict[str, Any] = {"identification": manifest.fingerprint, "bins": {}}
-    settings: dict[str, Any] = {"size": None if target is None else list(target)}
+    settings: dict[str, Any] = {"size": None if target is None else list(target), "bin_pairs": bin_pairs}
 
-    needs_lfw = any(p.startswith("lfw_") for p in protocols)
-    needs_cfp = any(p.startswith("cfp_") and p not in BIN_SETS for p in protocols)
-    if needs_lfw:
-        lfw = np.flatnonzero(np.char.startswith(manifest.identities.astype(str), "lfw:"))
-        ids = manifest.identities[lfw]
-        capped = np.zeros(lfw.size, dtype=bool)
-        gallery, probes, distractors = [], [], []
-        for members in _groups(ids):
-            capped[members[:lfw_cap]] = True
-            if members.size == 1:
-                distractors.append(members[0])
-                continue
-            head = members[:lfw_cap]
-            g = _first_detected(head, manifest.detected[lfw])
-            gallery.append(g)
-            probes.extend(int(m) for m in head if m != g)
-        gallery, probes, distractors = (np.asarray(x, dtype=np.int64) for x in (gallery, probes, distractors))
-        settings["lfw"] = {"genuine_cap": int(lfw_cap), "cap_rule": f"first {lfw_cap} images of each identity in "
-                           "file order", "gallery_rule": "first detector-aligned image among the capped ones",
+    # plans in manifest rows first (probes of low-quality plans index the degraded images)
+    plans: dict[str, Any] = {}
+    if any(p.startswith("lfw_") for p in protocols):
+        plans.update(_lfw_plans(manifest, protocols, int(lfw_cap), low_quality))
+        settings["lfw"] = {"cap": int(lfw_cap), "cap_rule": f"first {lfw_cap} images of each identity in file "
+                           "order", "gallery_rule": "first detector-aligned image among the capped ones",
                            "low_quality": low_quality.tag()}
-        cap_tag = f"cap{lfw_cap}"
-        if "lfw_allpairs" in protocols:
-            need_clean.append(lfw)
-            raw_plans["lfw_allpairs"] = ("allpairs", f"{PROTOCOL_STEM}/cos/{{method}}/genuine-{cap_tag}",
-                                         lfw, ids, capped, None, None,
-                                         {"genuine_cap": int(lfw_cap), "genuine": "pairs among the first "
-                                          f"{lfw_cap} images of an identity (file order)",
-                                          "impostor": "every pair of images of different identities"})
-        for name, lq in (("lfw_ident", False), ("lfw_ident_lq", True)):
-            if name not in protocols:
-                continue
-            need_clean += [lfw[gallery], lfw[distractors]]
-            (need_lq if lq else need_clean).append(lfw[probes])
-            probe_tag = f"probes-lq({low_quality.tag()})" if lq else "probes-clean"
-            raw_plans[name] = ("ident", f"{IDENT_STEM}/gallery-1-per-id+distractors/{probe_tag}/{cap_tag}",
-                               lfw[probes], ids[probes], lfw[gallery], ids[gallery], lfw[distractors], lq,
-                               {"probe_cap": int(lfw_cap) - 1, "gallery": "first detector-aligned image among "
-                                f"an identity's first {lfw_cap}", "distractors": "every image of the identities "
-                                "with one image", **({"low_quality": low_quality.tag()} if lq else {})})
-    if needs_cfp:
-        cfp = np.flatnonzero(np.char.startswith(manifest.identities.astype(str), "cfp:"))
-        pose = np.array([manifest.paths[i].split("/")[-2] for i in cfp])
-        odd = np.flatnonzero(~np.isin(pose, ("frontal", "profile")))
-        if odd.size:
-            raise ValueError(f"{manifest.file(int(cfp[odd[0]]))}: CFP images must lie in frontal/ or profile/")
-        frontal, profile = cfp[pose == "frontal"], cfp[pose == "profile"]
-        if "cfp_fp_allpairs" in protocols:
-            need_clean += [frontal, profile]
-            raw_plans["cfp_fp_allpairs"] = ("allpairs", f"{PROTOCOL_STEM}/cos/{{method}}/frontal-x-profile",
-                                            frontal, manifest.identities[frontal], None, profile,
-                                            manifest.identities[profile], {"pairs": "every frontal x profile"})
-        if "cfp_ff_allpairs" in protocols:
-            need_clean.append(frontal)
-            raw_plans["cfp_ff_allpairs"] = ("allpairs", f"{PROTOCOL_STEM}/cos/{{method}}/frontal-x-frontal",
-                                            frontal, manifest.identities[frontal], None, None, None,
-                                            {"pairs": "every pair of frontal images"})
-        if "cfp_ident_pose" in protocols:
-            fid = manifest.identities[frontal]
-            gal = np.asarray([frontal[_first_detected(m, manifest.detected[frontal])] for m in _groups(fid)])
-            need_clean += [gal, profile]
-            raw_plans["cfp_ident_pose"] = ("ident", f"{IDENT_STEM}/frontal-gallery-1-per-id/profile-probes",
-                                           profile, manifest.identities[profile], gal, manifest.identities[gal],
-                                           None, False, {"gallery": "first detector-aligned frontal image of "
-                                                         "each identity", "probes": "every profile image"})
+    if any(p.startswith("cfp_") and p not in BIN_SETS for p in protocols):
+        plans.update(_cfp_plans(manifest, protocols))
     for name in BIN_SETS:
-        if name not in protocols:
-            continue
-        path = _bin_path(root, name)
-        bins, issame = read_bin_raw(path)
-        pair_ids = list(range(len(issame)))
-        label = name
-        if bin_pairs is not None and bin_pairs != len(issame):
-            pair_ids = _fold_subset_indices(issame, int(bin_pairs), NUM_FOLDS, str(path))
-            label = f"{name}[{bin_pairs}]"
-        rows = []
-        for k in pair_ids:
-            for r in (2 * k, 2 * k + 1):
-                h = sha256_bytes(bins[r])
-                if h not in first_of_sha:
-                    raise KeyError(f"{path}, image {r} (pair {k}): its bytes (sha256 {h[:16]}…) are not in "
-                                   f"{manifest.root / 'MANIFEST.tsv'}; the folders must hold every .bin image")
-                rows.append(first_of_sha[h])
-        rows = np.asarray(rows, dtype=np.int64)
-        need_clean.append(rows)
-        digest = sha256_file(path)
-        fingerprints["bins"][name] = digest
-        raw_plans[name] = ("bin", label, rows, np.asarray([issame[k] for k in pair_ids], dtype=bool), digest,
-                           str(path))
+        if name in protocols:
+            plans[name] = _bin_plan(root, name, manifest, bin_pairs)
+            fingerprints["bins"][name] = plans[name].sha256
 
-    clean_rows = np.unique(canon[np.concatenate(need_clean)]) if need_clean else np.zeros(0, np.int64)
+    # one embedding per distinct image: rows holding the same bytes share the first such row's slot
+    first_of_sha = manifest.first_row_of_sha()
+    canon = np.array([first_of_sha[h] for h in manifest.sha256], dtype=np.int64)
+    clean_rows = np.unique(canon[np.concatenate([r for p in plans.values() for r in p.clean_rows()])])
+    lq_parts = [p.probes for p in plans.values() if isinstance(p, _IdentPlan) and p.lq]
+    lq_rows = np.unique(canon[np.concatenate(lq_parts)]) if lq_parts else None
     slot = np.full(len(manifest), -1, dtype=np.int64)
     slot[clean_rows] = np.arange(clean_rows.size)
-    lq_rows = np.unique(canon[np.concatenate(need_lq)]) if need_lq else None
     lq_slot = np.full(len(manifest), -1, dtype=np.int64)
     if lq_rows is not None:
         lq_slot[lq_rows] = np.arange(lq_rows.size)
+    plans = {name: p.to_slots(lambda r: slot[canon[r]], lambda r: lq_slot[canon[r]]) for name, p in plans.items()}
 
-    def c(rows):  # manifest rows -> clean slots
-        return None if rows is None else slot[canon[rows]]
-
-    plans: dict[str, Any] = {}
-    for name, p in raw_plans.items():
-        kind = p[0]
-        if kind == "bin":
-            plans[name] = _BinPlan(p[1], c(p[2]), p[3], p[4], p[5])
-        elif kind == "allpairs":
-            _, proto, a, ia, elig, b, ib, st = p
-            plans[name] = _AllPairsPlan(proto, c(a), ia, np.ones(a.size, bool) if elig is None else elig,
-                                        c(b), ib, st)
-        else:
-            _, proto, pr, pid, gal, gid, dis, lq, st = p
-            plans[name] = _IdentPlan(proto, lq_slot[canon[pr]] if lq else c(pr), pid, c(gal), gid, c(dis), lq, st)
-    images = load_faces(manifest, clean_rows, size=target, cache=cache, verify=verify, progress=progress) \
-        if clean_rows.size else torch.zeros((0, 3, 1, 1), dtype=torch.uint8)
+    images = load_faces(manifest, clean_rows, size=target, cache=cache, verify=verify, progress=progress)
     lq_images = None if lq_rows is None else load_faces(manifest, lq_rows, size=target, low_quality=low_quality,
                                                          cache=cache, verify=verify, progress=progress)
     dups = manifest.cross_identity_duplicates()
     if dups:
         fingerprints["cross_identity_duplicates"] = [list(d) for d in dups]
-    settings["bin_pairs"] = bin_pairs
     return SuiteData(protocols, target, manifest, clean_rows, images, lq_rows, lq_images, plans, fingerprints,
                      settings, time.perf_counter() - t0)
+
+
+def _lfw_plans(manifest: FaceManifest, protocols: tuple[str, ...], cap: int, low_quality: LowQuality) -> dict:
+    lfw = np.flatnonzero(np.char.startswith(manifest.identities.astype(str), "lfw:"))
+    ids = manifest.identities[lfw]
+    capped = np.zeros(lfw.size, dtype=bool)
+    gallery, probes, distractors = [], [], []
+    for members in _groups(ids):
+        capped[members[:cap]] = True
+        if members.size == 1:
+            distractors.append(members[0])
+            continue
+        head = members[:cap]
+        g = _first_detected(head, manifest.detected[lfw])
+        gallery.append(g)
+        probes.extend(int(m) for m in head if m != g)
+    gallery, probes, distractors = (np.asarray(x, dtype=np.int64) for x in (gallery, probes, distractors))
+    plans: dict[str, Any] = {}
+    if "lfw_allpairs" in protocols:
+        plans["lfw_allpairs"] = _AllPairsPlan(
+            f"{PROTOCOL_STEM}/cos/{{method}}/genuine-cap{cap}", lfw, ids, capped,
+            settings={"genuine_cap": cap, "genuine": f"pairs among the first {cap} images of an identity (file "
+                      "order)", "impostor": "every pair of images of different identities"})
+    for name, lq in (("lfw_ident", False), ("lfw_ident_lq", True)):
+        if name in protocols:
+            probe_tag = f"probes-lq({low_quality.tag()})" if lq else "probes-clean"
+            plans[name] = _IdentPlan(
+                f"{IDENT_STEM}/gallery-1-per-id+distractors/{probe_tag}/cap{cap}", lfw[probes], ids[probes],
+                lfw[gallery], ids[gallery], lfw[distractors], lq,
+                settings={"probe_cap": cap - 1, "gallery": f"first detector-aligned image among an identity's "
+                          f"first {cap}", "distractors": "every image of the identities with one image",
+                          **({"low_quality": low_quality.tag()} if lq else {})})
+    return plans
+
+
+def _cfp_plans(manifest: FaceManifest, protocols: tuple[str, ...]) -> dict:
+    cfp = np.flatnonzero(np.char.startswith(manifest.identities.astype(str), "cfp:"))
+    pose = np.array([manifest.paths[i].split("/")[-2] for i in cfp])
+    odd = np.flatnonzero(~np.isin(pose, ("frontal", "profile")))
+    if odd.size:
+        raise ValueError(f"{manifest.file(int(cfp[odd[0]]))}: CFP images must lie in frontal/ or profile/")
+    frontal, profile = cfp[pose == "frontal"], cfp[pose == "profile"]
+    fid, pid = manifest.identities[frontal], manifest.identities[profile]
+    plans: dict[str, Any] = {}
+    if "cfp_fp_allpairs" in protocols:
+        plans["cfp_fp_allpairs"] = _AllPairsPlan(f"{PROTOCOL_STEM}/cos/{{method}}/frontal-x-profile", frontal, fid,
+                                                 np.ones(frontal.size, bool), profile, pid,
+                                                 {"pairs": "every frontal x profile pair"})
+    if "cfp_ff_allpairs" in protocols:
+        plans["cfp_ff_allpairs"] = _AllPairsPlan(f"{PROTOCOL_STEM}/cos/{{method}}/frontal-x-frontal", frontal, fid,
+                                                 np.ones(frontal.size, bool),
+                                                 settings={"pairs": "every pair of frontal images"})
+    if "cfp_ident_pose" in protocols:
+        gal = np.asarray([frontal[_first_detected(m, manifest.detected[frontal])] for m in _groups(fid)])
+        plans["cfp_ident_pose"] = _IdentPlan(f"{IDENT_STEM}/frontal-gallery-1-per-id/profile-probes", profile, pid,
+                                             gal, manifest.identities[gal], None, False,
+                                             {"gallery": "first detector-aligned frontal image of each identity",
+                                              "probes": "every profile image"})
+    return plans
+
+
+def _bin_plan(root: Path, name: str, manifest: FaceManifest, bin_pairs: int | None) -> _BinPlan:
+    """The pairs of ``<name>.bin`` as manifest rows, found by the sha256 of each image's bytes."""
+    from ..data._util import sha256_bytes, sha256_file
+    from ..data.bins import NUM_FOLDS, _fold_subset_indices, read_bin_raw
+
+    path = _bin_path(root, name)
+    bins, issame = read_bin_raw(path)
+    pair_ids = list(range(len(issame)))
+    label = name
+    if bin_pairs is not None and bin_pairs != len(issame):
+        pair_ids = _fold_subset_indices(issame, int(bin_pairs), NUM_FOLDS, str(path))
+        label = f"{name}[{bin_pairs}]"
+    first_of_sha = manifest.first_row_of_sha()
+    rows = []
+    for k in pair_ids:
+        for r in (2 * k, 2 * k + 1):
+            h = sha256_bytes(bins[r])
+            if h not in first_of_sha:
+                raise KeyError(f"{path}, image {r} (pair {k}): its bytes (sha256 {h[:16]}…) are not in "
+                               f"{manifest.root / 'MANIFEST.tsv'}; the folders must hold every .bin image")
+            rows.append(first_of_sha[h])
+    return _BinPlan(label, np.asarray(rows, dtype=np.int64), np.asarray([issame[k] for k in pair_ids], dtype=bool),
+                    sha256_file(path), str(path))
 
 
 # --- results ----------------------------------------------------------------------------------------------
@@ -334,8 +346,7 @@ class SuiteResult:
         out = {}
         for name, r in self.results.items():
             d = r.to_dict()
-            d.setdefault("title", "")
-            d["title"] = d["title"] or SUITE_PROTOCOLS[name]
+            d["title"] = d.get("title") or SUITE_PROTOCOLS[name]
             out[name] = d
         return {"schema": 1, "protocols": out, "fingerprints": self.fingerprints, "embedding": self.embedding,
                 "timing": self.timing, "settings": self.settings}
