@@ -183,8 +183,10 @@ class MarginRule(nn.Module):
         return HeadOutput(loss=loss, logits=logits, stats=dict(self._stats), labels=ctx.local_labels)
 
     def stat(self, **kw: float | torch.Tensor) -> None:
+        """Record statistics of this step; tensors stay detached 0-d tensors (no device sync here), to be
+        converted to floats where they are logged (``fr.engine.metrics.scalars``)."""
         for k, v in kw.items():
-            self._stats[k] = float(v.detach()) if torch.is_tensor(v) else float(v)
+            self._stats[k] = v.detach() if torch.is_tensor(v) else float(v)
 
     def extra_repr(self) -> str:
         import inspect

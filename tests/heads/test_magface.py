@@ -45,6 +45,6 @@ def test_magface_bound_defaults_and_warning():
 def test_magface_reports_its_loss_components():
     cos, labels, norms = random_case(seed=3, norm_range=(10.0, 110.0))
     out = create_rule("magface").double()(cos, make_ctx(labels), norms)
-    assert out.loss.item() == pytest.approx(out.stats["loss_ce"] + 35.0 * out.stats["loss_g"], rel=1e-12)
-    assert out.stats["loss_g"] == pytest.approx(float((norms / 110 ** 2 + 1 / norms).mean()), rel=1e-12)
-    assert 0.45 <= out.stats["mean_margin"] <= 0.8
+    assert out.loss.item() == pytest.approx(float(out.stats["loss_ce"]) + 35.0 * float(out.stats["loss_g"]), rel=1e-12)
+    assert float(out.stats["loss_g"]) == pytest.approx(float((norms / 110 ** 2 + 1 / norms).mean()), rel=1e-12)
+    assert 0.45 <= float(out.stats["mean_margin"]) <= 0.8

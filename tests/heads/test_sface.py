@@ -49,7 +49,7 @@ def test_sface_logits_stats_and_init():
     cos, labels, norms = random_case(seed=15, lo=0.05, hi=0.95)  # positive cosines: the pull term is negative
     out = create_rule("sface")(cos, make_ctx(labels), norms)
     torch.testing.assert_close(out.logits, 64.0 * cos)
-    assert out.stats["intra"] + out.stats["inter"] == pytest.approx(float(out.loss))
-    assert out.stats["intra"] < 0 and out.stats["cos_y"] == pytest.approx(float(cos.gather(1, labels[:, None]).mean()))
+    assert float(out.stats["intra"]) + float(out.stats["inter"]) == pytest.approx(float(out.loss))
+    assert float(out.stats["intra"]) < 0 and float(out.stats["cos_y"]) == pytest.approx(float(cos.gather(1, labels[:, None]).mean()))
     assert fr.heads.head_info("sface")["default_init"] == "xavier"
     assert fr.heads.head_defaults("sface") == dict(s=64.0, k=80.0, a=0.8, b=1.23)
