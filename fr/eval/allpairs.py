@@ -158,7 +158,7 @@ class _PairScan:
         key = bi * (1 + (nb - 1) // self.block) + bj
         order = np.argsort(key, kind="stable")
         ks, starts = np.unique(key[order], return_index=True)
-        ends = np.r_[starts[1:], order.size]
+        ends = np.r_[starts[1:], order.size] if starts.size else starts  # no same-identity pair: no bucket
         self.same_in_block = {int(k): (torch.from_numpy(ii[order[s:e]] % self.block),
                                        torch.from_numpy(jj[order[s:e]] % self.block),
                                        torch.from_numpy(gg[order[s:e]]))
