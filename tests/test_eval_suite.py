@@ -85,10 +85,16 @@ def test_each_distinct_image_is_embedded_once_and_subsets_embed_less(root):
     assert model.seen == 2 * (86 + 17)               # image and mirror, once each
     assert res.embedding["n_images_embedded"] == 103 and set(res.results) == set(DEFAULT_PROTOCOLS)
     model.seen = 0
-    evaluate_suite(model, data_root=root, protocols=("lfw",), flip="none")
+    alone = evaluate_suite(model, data_root=root, protocols=("lfw",), flip="none")
     from fr.data.bins import read_bin_raw
     distinct = len(set(read_bin_raw(root / "verification" / "lfw.bin")[0]))
     assert model.seen == distinct < 86
+    # data prepared for every protocol serves a subset: only that subset's images are embedded
+    model.seen = 0
+    data = prepare_suite(root, size=16, low_quality=LQ)
+    sub = evaluate_suite(model, data=data, protocols=("lfw",), flip="none")
+    assert model.seen == distinct and sub.embedding["n_images_embedded"] == distinct
+    assert sub["lfw"].to_dict() == alone["lfw"].to_dict() and sub.timing["data_reused"]
 
 
 def test_bin_protocols_give_evaluate_verification_numbers(root):

@@ -419,7 +419,8 @@ def evaluate_suite(model, *, data: SuiteData | None = None, data_root=None,
     model:     an fr backbone (``model(x) -> (embedding, norm)`` with ``model.input_spec``) or any model
                :func:`fr.eval.extract_embeddings` accepts (then pass ``spec``).
     data:      a :class:`SuiteData` from :func:`prepare_suite` (reused across calls); built here when None, at
-               the model's input size, from ``data_root`` (default ``FR_DATA``).
+               the model's input size, from ``data_root`` (default ``FR_DATA``). Only the images that
+               ``protocols`` use are embedded, so data prepared for more protocols serves a subset cheaply.
     flip, batch_size, device: as :func:`fr.eval.extract_embeddings` (each image and its mirror, "sum").
     The remaining arguments choose the protocols' settings (module docstring)."""
     from .embed import extract_embeddings
@@ -430,25 +431,44 @@ def evaluate_suite(model, *, data: SuiteData | None = None, data_root=None,
         raise TypeError(f"{type(model).__name__} has no .input_spec; pass spec= (an fr.backbones.InputSpec)")
     protocols = tuple(protocols)
     want = None if getattr(spec, "size", None) is None else tuple(int(s) for s in spec.size)
+    data_given = data is not None
     if data is None:
         data = prepare_suite(data_root, protocols, size=want, lfw_cap=lfw_cap, low_quality=low_quality,
                              bin_pairs=bin_pairs, cache=cache, progress=progress)
     elif data.size != want:
         raise ValueError(f"the suite data was decoded at {data.size}, the model expects {want}")
+    missing = [p for p in protocols if p not in data.plans]
+    if missing:
+        raise KeyError(f"the suite data was prepared without {missing}; prepare_suite(protocols=...) must "
+                       "include them")
+    plans = [data.plans[p] for p in protocols]
+    clean = np.unique(np.concatenate([r for p in plans for r in p.clean_rows()]))
+    lq_parts = [p.probes for p in plans if isinstance(p, _IdentPlan) and p.lq]
+
+    def embed(images: torch.Tensor, rows: np.ndarray):
+        """Embeddings of ``images[rows]``, scattered back to one row per image (rows not asked for stay 0)."""
+        sub = images if rows.size == images.shape[0] else images[torch.from_numpy(rows)]
+        e, n = extract_embeddings(model, sub, spec, flip=flip, batch_size=batch_size, device=device,
+                                  progress=progress)
+        if rows.size == images.shape[0]:
+            return e, n
+        full_e, full_n = e.new_zeros((images.shape[0], e.shape[1])), n.new_zeros(images.shape[0])
+        full_e[torch.from_numpy(rows)], full_n[torch.from_numpy(rows)] = e, n
+        return full_e, full_n
+
     t_embed = time.perf_counter()
-    emb, norms = extract_embeddings(model, data.images, spec, flip=flip, batch_size=batch_size, device=device,
-                                    progress=progress)
-    lq_emb = None
-    if data.lq_images is not None and any(getattr(data.plans[p], "lq", False) for p in protocols
-                                          if p in data.plans):
-        lq_emb, _ = extract_embeddings(model, data.lq_images, spec, flip=flip, batch_size=batch_size,
-                                       device=device, progress=progress)
+    emb, norms = embed(data.images, clean)
+    lq_emb, n_lq = None, 0
+    if lq_parts:
+        lq_rows = np.unique(np.concatenate(lq_parts))
+        lq_emb, _ = embed(data.lq_images, lq_rows)
+        n_lq = int(lq_rows.size)
     embed_s = time.perf_counter() - t_embed
     res = evaluate_features(data, emb, norms, lq_emb, flip=flip, protocols=protocols,
                             verification_protocol=verification_protocol, allpairs_fars=allpairs_fars,
                             allpairs_method=allpairs_method, ranks=ranks)
     res.embedding.update({"batch_size": int(batch_size), "device": str(device) if device is not None else None,
-                          "n_images_embedded": int(emb.shape[0]) + (0 if lq_emb is None else int(lq_emb.shape[0]))})
-    res.timing.update({"load": data.load_seconds, "embed": embed_s,
+                          "n_images_embedded": int(clean.size) + n_lq})
+    res.timing.update({"load": data.load_seconds, "data_reused": data_given, "embed": embed_s,
                        "total": time.perf_counter() - t_start})
     return res
