@@ -81,7 +81,7 @@ def test_record_script_writes_a_run_like_record(tmp_path, monkeypatch):
     assert rec.complete and rec.config is None
     m = rec.metrics
     assert set(m["metrics"]) == {"lfw", "cfp_fp"} and m["metrics"]["lfw"]["pairs"] == 20
-    assert m["metrics"]["lfw"]["protocol"] == "insightface/sqL2/10fold/flip-sum"
+    assert m["metrics"]["lfw"]["protocol"] == "insightface/sqL2/10fold/flip-none"
     assert m["metrics"]["lfw"]["bin_sha256"] == m["suite"]["fingerprints"]["bins"]["lfw"]
     assert m["model"]["alignment"] == "resize" and json.loads(json.dumps(m)) == m
     mtime = (run_dir / "metrics.json").stat().st_mtime_ns

@@ -85,6 +85,11 @@ class DlibFaceResNet(nn.Module):
     ``"resize"``     the 112x112 crop resized to 150x150 and described as if it were a chip (no landmarks;
                      the face is larger in the frame than dlib expects).
 
+    Measured on 200 fold-balanced ``lfw.bin`` pairs (insightface protocol, no flip): ``"resize"`` 84.5 %;
+    landmarks with the whole crop as box 97.5 %, with the inner-face box 99.0 %, on the padded up-sampled crop
+    (``"landmarks"``) 99.5 %; dlib's HOG detector on that crop found no face in 4 of 400 images (99.0 % with a
+    fixed-box fallback), so the fixed box is used. About 0.12 CPU-seconds a chip.
+
     ``forward`` takes the float batch ``fr.data.transforms.to_input`` makes from uint8 images with this
     model's ``input_spec`` (mean 0, std 1: ``x = pixel / 255``), recovers the pixels and returns
     ``(descriptors (B, 128), their norms)``. Runs on the CPU (dlib's own code); gradients do not exist."""
