@@ -68,6 +68,7 @@ def main(argv=None) -> int:
 
     model = DlibFaceResNet(args.alignment)
     root = args.data or data_root()
+    env = collect_env("cpu")          # at the start: the code version that computes the numbers
     t0 = time.perf_counter()
     data = prepare_suite(root, protocols, size=model.input_spec.size, progress=True)
     fingerprints = {"identification": data.fingerprints["identification"], "bins": data.fingerprints["bins"]}
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
         "suite": res.to_dict(),
         "model": {"path": None, **model.describe()},
     }
-    atomic_write_json(run_dir / "env.json", collect_env("cpu"))
+    atomic_write_json(run_dir / "env.json", env)
     atomic_write_json(run_dir / "metrics.json", metrics)   # last: marks the record complete
     print(res.summary())
     print(f"recorded {run_dir}")

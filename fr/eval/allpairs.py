@@ -10,15 +10,16 @@ accepts, ``k`` the largest integer with ``k / n <= f`` (in floating point, as a 
 Its threshold is the ``(k+1)``-th largest impostor score ``v``: accepting pairs with ``score > v`` gives
 FAR ``<= f``, accepting ``v`` too exceeds it. Finding ``v`` exactly takes two passes over the blocks:
 
-1. a histogram of the impostor scores on ``n_bins`` equal bins of [-1, 1] (exact counts), from which the
-   bin holding the ``(k+1)``-th largest impostor is known for every target;
-2. the same histogram again, plus the exact scores that fall into those bins; ``v`` is read off them, and
-   the counts of impostors above, at and below ``v`` are exact.
+1. a histogram of the impostor scores on ``n_bins`` equal bins of [-1, 1], from which the bin holding the
+   ``(k+1)``-th largest impostor is known for every target;
+2. the same histogram again (exact counts), plus the exact scores that fall into those bins; ``v`` is read
+   off them, and the counts of impostors above, at and below ``v`` are exact.
 
-Every quantity is taken from the second pass alone, so the two passes need not produce bit-identical scores;
-if a target's bin moved between passes (it cannot with deterministic arithmetic), a further pass collects it.
-Genuine pairs are few (tens of thousands) and kept exactly. Scores are float64 dot products of the
-l2-normalised (float64) features.
+The first pass only locates, so it runs in float32 (about half the cost); the second collects the located
+bins and their neighbours in float64. Every reported quantity comes from the second pass alone; should a
+threshold's bin lie outside what it collected (a float32 score crossing more than one bin edge), a further
+float64 pass collects it. Genuine pairs are few (tens of thousands) and kept exactly. Scores are float64 dot
+products of the l2-normalised (float64) features.
 
 TAR methods (the semantics of :func:`fr.eval.roc.tar_at_far`, which these reproduce on the same scores):
 
@@ -176,17 +177,20 @@ class _PairScan:
             for j0 in cols:
                 yield i0, j0
 
-    def run(self, wanted: set[int]) -> _Pass:
+    def run(self, wanted: set[int], *, locate: bool = False) -> _Pass:
+        """One pass over all blocks. ``locate``: a cheaper float32 pass that only histograms (its bins may
+        differ from the float64 ones near bin edges; it only tells the next pass where to look)."""
         B, discard = self.block, self.n_bins
         lut = torch.zeros(self.n_bins + 1, dtype=torch.bool)
         if wanted:
             lut[torch.tensor(sorted(wanted))] = True
         hist = torch.zeros(self.n_bins + 1, dtype=torch.int64)
         gen, win, win_b = [], [], []
-        other = self.b if self.cross else self.a
+        a = self.a.float() if locate else self.a
+        other = a if not self.cross else (self.b.float() if locate else self.b)
         tril = {}
         for i0, j0 in self.blocks():
-            s = self.a[i0:i0 + B] @ other[j0:j0 + B].T
+            s = a[i0:i0 + B] @ other[j0:j0 + B].T
             b = self.bins_of(s)
             if not self.cross and i0 == j0:   # keep i < j only
                 n = s.shape[0]
@@ -199,7 +203,7 @@ class _PairScan:
                 gen.append(s[li[g], lj[g]])
                 b[li, lj] = discard
             hist += torch.bincount(b.view(-1), minlength=self.n_bins + 1)
-            if wanted:
+            if wanted and not locate:
                 m = lut[b]
                 win.append(s[m])
                 win_b.append(b[m])
@@ -207,7 +211,7 @@ class _PairScan:
         if int(hist.sum()) != self.n_impostor:
             raise RuntimeError(f"all-pairs scan counted {int(hist.sum())} impostor pairs, expected "
                                f"{self.n_impostor}; this is a bug")
-        g = torch.cat(gen) if gen else torch.zeros(0, dtype=torch.float64)
+        g = torch.cat(gen).double() if gen else torch.zeros(0, dtype=torch.float64)
         if g.numel() != self.n_genuine:
             raise RuntimeError(f"all-pairs scan found {g.numel()} genuine pairs, expected {self.n_genuine}")
         cat = (lambda z, dt: torch.cat(z).numpy()) if win else (lambda z, dt: np.zeros(0, dt))
@@ -332,8 +336,13 @@ def all_pairs_verification(feats, ids, feats_b=None, ids_b=None, *, genuine_elig
         bn = scan.n_bins - 1 - t
         return bn, int(desc[t] - hist[bn])
 
-    wanted: set[int] = set()
-    passes = 0
+    # pass 1 (float32) locates each threshold's bin; the float64 passes that follow collect the exact scores
+    # of those bins and their neighbours (float32 rounding can move a score across a bin edge) until one pass
+    # holds every bin it needs; all results come from that last float64 pass alone
+    res = scan.run(set(), locate=True)
+    need = {bin_of_rank(res.hist, k + 1)[0] for k in targets.values() if k < n_imp}
+    wanted = {b + d for b in need for d in (-1, 0, 1) if 0 <= b + d < scan.n_bins}
+    passes = 1
     while True:
         res = scan.run(wanted)
         passes += 1
