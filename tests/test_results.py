@@ -14,7 +14,10 @@ from fr.config import ExperimentCfg, config_hash, dump_yaml, load_config
 from fr.results import RunMetrics, load_run, load_runs, run_id
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORDS = sorted((ROOT / "results" / "runs").glob("*/metrics.json"))
+ALL_RECORDS = sorted((ROOT / "results" / "runs").glob("*/metrics.json"))
+# calibration records (a pretrained model evaluated, scripts/record_calibration.py) have no training: no RunMetrics
+RECORDS = [p for p in ALL_RECORDS if not (p.parent / "calibration.yaml").exists()]
+CALIBRATIONS = [p for p in ALL_RECORDS if (p.parent / "calibration.yaml").exists()]
 
 
 @pytest.mark.parametrize("path", RECORDS, ids=lambda p: p.parent.name)
@@ -23,6 +26,13 @@ def test_every_recorded_run_reads_into_the_schema_and_writes_back_unchanged(path
     assert m.run_id == path.parent.name and m.schema == 1 and m.status == "complete"
     assert json.dumps(m.to_dict(), indent=2) + "\n" == path.read_text()  # key order and values included
     assert 0 <= m.accuracy("lfw") <= 1 and m.train["data"]["num_classes"] > 0
+
+
+@pytest.mark.parametrize("path", CALIBRATIONS, ids=lambda p: p.parent.name)
+def test_calibration_records_load_as_plain_metrics(path):
+    rec = load_run(path.parent)
+    assert rec.status == "complete" and isinstance(rec.metrics, dict)
+    assert 0.9 < rec.metrics["metrics"]["lfw"]["accuracy"] <= 1
 
 
 def _record(**changes) -> tuple[ExperimentCfg, RunMetrics]:
