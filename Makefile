@@ -21,12 +21,16 @@ $(STAMP): pyproject.toml
 pages: $(STAMP)
 	$(PY) -m fr.book
 
+# Executed copies show results with their code folded behind a toggle (fr.book --hide-inputs tags the cells).
 book/executed/%.ipynb: notebooks/%.ipynb $(STAMP) $(shell find fr -name '*.py') $(shell find results -type f 2>/dev/null)
 	@mkdir -p book/executed book/.partial
 	$(PY) -m papermill --cwd notebooks -k python3 --no-progress-bar $< book/.partial/$*.ipynb
+	$(PY) -m fr.book --hide-inputs book/.partial/$*.ipynb
 	mv book/.partial/$*.ipynb $@
 
+# A renamed or removed notebook's old executed copy would still be globbed into the book's table of contents.
 notebooks: $(EXECUTED)
+	@for f in book/executed/*.ipynb; do [ -e "$$f" ] && [ ! -e "notebooks/$${f##*/}" ] && rm -v "$$f"; done; true
 
 book: pages notebooks
 	$(VENV)/bin/jupyter-book build --keep-going -W -n . 
@@ -46,4 +50,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py
 
 clean:
-	rm -rf _build book/executed book/heads
+	rm -rf _build book/executed book/heads book/generated
