@@ -22,7 +22,7 @@ pages: $(STAMP)
 	$(PY) -m fr.book
 
 # Executed copies show results with their code folded behind a toggle (fr.book --hide-inputs tags the cells).
-book/executed/%.ipynb: notebooks/%.ipynb $(STAMP) $(shell find fr -name '*.py') $(shell find results -type f 2>/dev/null)
+book/executed/%.ipynb: notebooks/%.ipynb $(STAMP) $(shell find fr -name '*.py') $(shell find results -type f -not -path 'results/book/*' 2>/dev/null)
 	@mkdir -p book/executed book/.partial
 	$(PY) -m papermill --cwd notebooks -k python3 --no-progress-bar $< book/.partial/$*.ipynb
 	$(PY) -m fr.book --hide-inputs book/.partial/$*.ipynb
