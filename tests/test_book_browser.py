@@ -90,7 +90,8 @@ def test_every_page_loads(rendered):
     bad = []
     for page, (rc, dom, err) in rendered.items():
         title = dom.title.get_text(strip=True) if dom.title else ""
-        if rc != 0 or dom.find("main") is None or dom.find("article") is None or not title:
+        main = dom.find("main")
+        if rc != 0 or main is None or not main.get_text(strip=True) or not title:
             bad.append(f"{_name(page)}: exit {rc}, title {title!r}, stderr tail: {err[-300:]!r}")
     assert not bad, "pages that did not load:\n" + "\n".join(bad)
 
@@ -192,4 +193,5 @@ def test_screenshot_of_the_smaface_chapter(tmp_path):
 
     with Image.open(shot) as im:
         assert im.size == (1280, 1800)
-        assert len(set(im.convert("L").resize((64, 90)).getdata())) > 8, "the screenshot is blank"
+        lo, hi = im.convert("L").getextrema()
+        assert hi - lo > 64, "the screenshot is blank"
