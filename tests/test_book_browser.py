@@ -2,7 +2,8 @@
 
 For every page of ``_build/html`` (built by ``make book``, which ``.ci/run`` runs before the tests): it loads;
 every image it shows is a non-empty file that decodes; no script or stylesheet comes from another host; its math
-is typeset by the MathJax shipped with the book (no raw ``\\(``, ``\\[`` or ``$$`` left in the rendered text);
+is typeset by the MathJax shipped with the book (no raw ``\\(``, ``\\[``, ``$$`` or ``$\\cmd$`` left in the
+rendered text);
 it shows no Python traceback; and on executed chapters every code cell is folded behind a toggle. A screenshot of
 the SMAFace chapter (of the front page while that chapter is not built) is saved under ``results/book/``.
 
@@ -39,7 +40,8 @@ OFFLINE = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usa
 BUDGET_MS = 20_000
 #: elements whose text is code or machinery, not what the page says
 NOT_PROSE = {"script", "style", "pre", "code", "textarea", "noscript", "mjx-assistive-mml", "template"}
-RAW_TEX = re.compile(r"\\\(|\\\[|\$\$")
+#: TeX left as typed: \( \[ $$ delimiters, or a $...$ span holding a command such as \cos
+RAW_TEX = re.compile(r"\\\(|\\\[|\$\$|\$[^$\n]*\\[A-Za-z]+[^$\n]*\$")
 
 
 def _pages() -> list[Path]:
