@@ -28,9 +28,11 @@ book/executed/%.ipynb: notebooks/%.ipynb $(STAMP) $(shell find fr -name '*.py') 
 	$(PY) -m fr.book --hide-inputs book/.partial/$*.ipynb
 	mv book/.partial/$*.ipynb $@
 
-# A renamed or removed notebook's old executed copy would still be globbed into the book's table of contents.
+# A renamed or removed notebook's old executed copy would still be globbed into the book's table of contents,
+# and Sphinx leaves the old page in _build/html: both go.
 notebooks: $(EXECUTED)
-	@for f in book/executed/*.ipynb; do [ -e "$$f" ] && [ ! -e "notebooks/$${f##*/}" ] && rm -v "$$f"; done; true
+	@for f in book/executed/*.ipynb; do n="$${f##*/}"; [ -e "$$f" ] && [ ! -e "notebooks/$$n" ] && \
+	  rm -fv "$$f" "_build/html/book/executed/$${n%.ipynb}.html"; done; true
 
 book: pages notebooks
 	$(VENV)/bin/jupyter-book build --keep-going -W -n . 
