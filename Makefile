@@ -21,12 +21,18 @@ $(STAMP): pyproject.toml
 pages: $(STAMP)
 	$(PY) -m fr.book
 
-book/executed/%.ipynb: notebooks/%.ipynb $(STAMP) $(shell find fr -name '*.py') $(shell find results -type f 2>/dev/null)
+# Executed copies show results with their code folded behind a toggle (fr.book --hide-inputs tags the cells).
+book/executed/%.ipynb: notebooks/%.ipynb $(STAMP) $(shell find fr -name '*.py') $(shell find results -type f -not -path 'results/book/*' 2>/dev/null)
 	@mkdir -p book/executed book/.partial
 	$(PY) -m papermill --cwd notebooks -k python3 --no-progress-bar $< book/.partial/$*.ipynb
+	$(PY) -m fr.book --hide-inputs book/.partial/$*.ipynb
 	mv book/.partial/$*.ipynb $@
 
+# A renamed or removed notebook's old executed copy would still be globbed into the book's table of contents,
+# and Sphinx leaves the old page in _build/html: both go.
 notebooks: $(EXECUTED)
+	@for f in book/executed/*.ipynb; do n="$${f##*/}"; [ -e "$$f" ] && [ ! -e "notebooks/$$n" ] && \
+	  rm -fv "$$f" "_build/html/book/executed/$${n%.ipynb}.html"; done; true
 
 book: pages notebooks
 	$(VENV)/bin/jupyter-book build --keep-going -W -n . 
@@ -46,4 +52,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py
 
 clean:
-	rm -rf _build book/executed book/heads
+	rm -rf _build book/executed book/heads book/generated

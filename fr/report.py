@@ -6,13 +6,15 @@ recorded) and the functions below in every mode:
 * :func:`per_run_table`: one row per run and verification set: accuracy, fold spread, bootstrap CI;
 * :func:`per_head_table`: mean and spread over seeds;
 * :func:`paired_table`: each head against a baseline on the same pairs and seed (McNemar, paired bootstrap);
+* :func:`format_params`: a head's parameters as a table cell (``s=30, m=0.35``), not a JSON string;
 * :func:`plot_accuracies`, :func:`plot_training_curves` (figures built without pyplot: a notebook displays
   the returned object once, a script calls ``fig.savefig``).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -21,8 +23,42 @@ from matplotlib.figure import Figure
 from .eval.stats import bootstrap_accuracy_ci, mcnemar_test, paired_bootstrap
 from .envinfo import short_version
 from .eval.verification import correct_from_hex
+from .heads import head_info, list_heads
 from .results import RunMetrics, load_run, load_runs, runs_root
 from .train import run
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_fmt_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{" + format_params(v) + "}"
+    return str(v)
+
+
+def format_params(params: Mapping[str, Any] | str | None, head: str | None = None) -> str:
+    """A head's parameters as a readable table cell: ``format_params({"s": 30.0, "m": 0.35}) == "s=30, m=0.35"``.
+
+    ``params`` is a mapping or its JSON text (the ``head_params`` column of :func:`~fr.results.load_runs`, whose
+    keys are sorted); given the ``head``, its parameters follow the order of the head's defaults (``s`` before
+    ``m``, as the papers write them), the others after in the given order. Floats print in their shortest form
+    (30.0 -> ``30``); no parameters give ``""``."""
+    if params is None:
+        return ""
+    if isinstance(params, str):
+        try:
+            params = json.loads(params) if params.strip() else {}
+        except json.JSONDecodeError as e:
+            raise ValueError(f"head parameters are not JSON: {params!r} ({e})") from None
+    if not isinstance(params, Mapping):
+        raise TypeError(f"head parameters must be a mapping or its JSON text, got {type(params).__name__}: {params!r}")
+    order = list(head_info(head)["defaults"]) if head in list_heads() else []
+    keys = sorted(params, key=lambda k: order.index(k) if k in order else len(order))
+    return ", ".join(f"{k}={_fmt_value(params[k])}" for k in keys)
 
 
 def run_grid(config: str | Path, rows: dict[str, dict[str, Any]], seeds: Iterable[int], *,
@@ -79,7 +115,8 @@ def per_run_table(runs: pd.DataFrame, sets: Iterable[str], *, root=None, level: 
             if f"{s}.accuracy" not in r or pd.isna(r.get(f"{s}.accuracy")):
                 continue
             ci = bootstrap_accuracy_ci(load_correct(r["run_id"], s, root), level=level)
-            out.append({"head": r["head"], "params": r["head_params"], "seed": r["seed"], "set": s,
+            out.append({"head": r["head"], "params": format_params(r["head_params"], r["head"]),
+                        "seed": r["seed"], "set": s,
                         "accuracy": 100 * r[f"{s}.accuracy"], "fold_std": 100 * r[f"{s}.spread"],
                         "ci_low": 100 * ci.low, "ci_high": 100 * ci.high, "pairs": r[f"{s}.n_pairs"],
                         "protocol": r[f"{s}.protocol"], "run_id": r["run_id"]})

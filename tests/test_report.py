@@ -50,6 +50,8 @@ def test_tables_come_from_the_records(grid):
     assert sorted(runs["head"].unique()) == ["cosface", "softmax", "untrained"] and len(runs) == 5
     per_run = report.per_run_table(runs, ["toy"], root=results)
     assert len(per_run) == 5
+    assert per_run.groupby("head")["params"].first().to_dict() == {"cosface": "s=16, m=0.2", "softmax": "s=16",
+                                                                   "untrained": ""}
     assert ((per_run["ci_low"] <= per_run["accuracy"]) & (per_run["accuracy"] <= per_run["ci_high"])).all()
     correct = report.load_correct(per_run["run_id"].iloc[0], "toy", root=results)
     assert correct.shape == (20,) and abs(100 * correct.mean() - per_run["accuracy"].iloc[0]) < 1e-9
@@ -114,3 +116,22 @@ def test_findings_are_computed_from_the_runs():
     assert "79.50% to 80.50%" in lfw and "66.00%" in lfw and "+14.00 points" in lfw
     assert "does not learn" not in lfw and "arcface -1.00 (not distinguishable)" in lfw
     assert "does not learn this set" in cfp and "-0.50 points" in cfp
+
+
+@pytest.mark.parametrize("params, head, text", [
+    ({"s": 30.0, "m": 0.35}, None, "s=30, m=0.35"),
+    ('{"m": 0.35, "s": 30.0}', "cosface", "s=30, m=0.35"),        # load_runs' sorted JSON, in the head's order
+    ('{"h": 0.333, "m": 0.4, "s": 30.0}', "adaface", "s=30, m=0.4, h=0.333"),
+    ({"zeta": 1, "s": 64.0}, "cosface", "s=64, zeta=1"),           # unknown keys after the head's own
+    ({"plus": True, "ms": [0.1, 0.25], "cfg": {"a": 1.5}}, None, "plus=True, ms=[0.1, 0.25], cfg={a=1.5}"),
+    ("{}", None, ""), (None, "untrained", ""), ("", None, ""),
+])
+def test_format_params_is_readable(params, head, text):
+    assert report.format_params(params, head) == text
+
+
+def test_format_params_names_bad_input():
+    with pytest.raises(ValueError, match="not JSON"):
+        report.format_params("s=30")
+    with pytest.raises(TypeError, match="mapping"):
+        report.format_params([("s", 30)])
