@@ -190,3 +190,19 @@ def test_amp_is_opt_in_and_checked():
     assert (e16 * e32).sum(1).min() > 0.99                    # bf16 rounding, same embedding direction
     with pytest.raises(ValueError, match="amp must be one of"):
         extract_embeddings(model, x, amp="fp8")
+
+
+@pytest.mark.slow
+def test_compiled_inference_model_keeps_the_function():
+    from fr.eval.embed import inference_model
+
+    model = _trained_like_backbone(channels_last=True)
+    x = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    e0, n0 = extract_embeddings(model, x)
+    for fold in (False, True):
+        m = inference_model(model, fold_bn=fold, compile=True)
+        assert m.rewrites == (("fold_bn",) if fold else ()) + ("compile",)
+        e1, n1 = extract_embeddings(m, x)
+        assert torch.allclose(e0, e1, atol=1e-5) and torch.allclose(n0, n1, rtol=1e-5)
+    with pytest.raises(TypeError, match="fr backbone"):
+        inference_model(Tiny(), compile=True)

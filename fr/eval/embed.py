@@ -212,14 +212,17 @@ def fold_batchnorm(model: nn.Module) -> InferenceModel:
 
 def inference_model(model: nn.Module, *, fold_bn: bool = False, compile: bool = False) -> nn.Module:
     """``model`` as :func:`extract_embeddings` should run it: unchanged by default; with ``fold_bn`` through
-    :func:`fold_batchnorm`; with ``compile`` through ``torch.compile`` (inductor; the first batch of each new
-    shape pays the compilation). Both change float rounding (see above), so both are opt-in."""
+    :func:`fold_batchnorm`; with ``compile`` its ``embed`` through ``torch.compile`` (inductor; the first batch
+    of each new shape pays the compilation). Both change float rounding (see above), so both are opt-in."""
     if not (fold_bn or compile):
         return model
-    spec = getattr(model, "input_spec", None)
     if fold_bn:
-        model = fold_batchnorm(model)
+        folded = fold_batchnorm(model)
+        embed, done = folded.embed_fn, folded.rewrites
+    else:
+        if not callable(getattr(model, "embed", None)) or not hasattr(model, "input_spec"):
+            raise TypeError(f"compile needs an fr backbone (.embed and .input_spec); got {type(model).__name__}")
+        embed, done = _EmbedFn(model).eval(), ()
     if compile:
-        done = getattr(model, "rewrites", ())
-        model = InferenceModel(torch.compile(model.eval(), dynamic=False), spec, (*done, "compile"))
-    return model
+        embed, done = torch.compile(embed, dynamic=False), (*done, "compile")
+    return InferenceModel(embed, model.input_spec, done)

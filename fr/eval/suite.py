@@ -484,6 +484,8 @@ def evaluate_suite(model, *, data: SuiteData | None = None, data_root=None,
     flip, batch_size, device, amp: as :func:`fr.eval.extract_embeddings` (each image and its mirror, "sum").
     fold_bn, compile: opt-in inference rewrites (:func:`fr.eval.embed.inference_model`); faster, but they change
                float rounding, so recorded metrics are reproduced exactly only without them (the default).
+               ``timing["rewrite"]`` is the folding; compilation happens lazily, in the first batch of each shape,
+               and is part of ``timing["embed"]``.
     The remaining arguments choose the protocols' settings (module docstring)."""
     from .embed import extract_embeddings, inference_model
 
