@@ -20,8 +20,10 @@ alike; the rows give medians. ``old`` is ``extract_embeddings`` on the model as 
 run's memory format): the path every recorded metric was measured with, and still the default. The other paths
 are the opt-in switches of :func:`fr.eval.evaluate_suite`: ``fold_bn`` (BatchNorm folded into the preceding
 conv/linear), ``compile`` (``torch.compile``; its compilation is timed apart, ``compile_s``), both, and ``bf16``
-autocast. Each row says whether its embeddings are bit-identical to ``old`` (only then do recorded metrics
-reproduce exactly) and the largest absolute difference.
+autocast (on a CPU without native bf16, such as this AVX2 machine, several times slower than float32). Each row
+says whether its embeddings are bit-identical to ``old`` (only then do recorded metrics reproduce exactly) and the
+largest absolute difference. On a machine shared with other jobs, prefer the CPU-second columns: the wall ratios
+also move with the share of the CPU each path happened to get.
 
 Every row carries wall and process-CPU seconds (CPU seconds are less sensitive to other jobs), the 1-minute load
 average seen during the stage (the machine is shared with a training queue), and the machine

@@ -15,6 +15,11 @@ metric unless ``--force`` names it, nor the training figures (``eval_time_s`` re
 evaluation). Each added result carries ``"added": {"by", "code", "utc", "device", "torch", "replaced"}``: the
 code version (:func:`fr.envinfo.code_version`) and time that measured it, and whether it replaced a recorded
 value. The checkpoint must be the one the record names (its sha256), and of the record's architecture.
+
+Exactness: embeddings do not depend on the batch an image is embedded in nor on the thread count (checked on
+this CPU), but they do depend on the memory format (channels-last and contiguous convolutions round
+differently), hence the run's ``runtime.channels_last``. Re-evaluating ``celeba_v2-9cf0c29e`` this way gives its
+recorded ``lfw`` and ``cfp_ident_pose`` records byte for byte (per-pair correctness, thresholds, mean norm, CMC).
 """
 from __future__ import annotations
 
