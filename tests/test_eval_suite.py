@@ -173,6 +173,8 @@ def test_lfw_lq_is_lfw_verification_with_every_second_image_degraded(root):
     assert got.thresholds == ref.thresholds and got.sha256 == res["lfw"].sha256
     alone = evaluate_suite(model, data_root=root, protocols=("lfw",), low_quality=LQ)
     assert alone["lfw"].to_dict() == res["lfw"].to_dict()
+    lq_alone = evaluate_suite(model, data_root=root, protocols=("lfw_lq",), low_quality=LQ)   # no clean lfw table
+    assert lq_alone["lfw_lq"].to_dict() == got.to_dict()
     assert res.settings["lfw_lq"] == {"degraded": "the second image of every pair", "low_quality": "face=8"}
 
 

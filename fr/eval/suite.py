@@ -404,6 +404,21 @@ def _np(x) -> np.ndarray:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
+def _pair_features(plan: _BinPlan, e, nr, lq, lq_norms):
+    """The ``(2N, D)`` features (and norms, or None) of a ``.bin`` plan's images, from the clean table and, where
+    ``plan.degraded``, from the low-quality one."""
+    if plan.degraded is None:
+        return e[plan.slots], None if nr is None else nr[plan.slots]
+    d, s = plan.degraded, plan.slots
+    pe = np.empty((s.size, e.shape[1]), dtype=e.dtype)
+    pe[~d], pe[d] = e[s[~d]], lq[s[d]]
+    if nr is None or lq_norms is None:
+        return pe, None
+    pn = np.empty(s.size, dtype=nr.dtype)
+    pn[~d], pn[d] = nr[s[~d]], lq_norms[s[d]]
+    return pe, pn
+
+
 def evaluate_features(data: SuiteData, emb, norms=None, lq_emb=None, lq_norms=None, *,
                       flip: str | None = None,
                       protocols: Iterable[str] | None = None, verification_protocol: str | Protocol = "insightface",
@@ -435,14 +450,7 @@ def evaluate_features(data: SuiteData, emb, norms=None, lq_emb=None, lq_norms=No
         t0 = time.perf_counter()
         plan = data.plans[name]
         if isinstance(plan, _BinPlan):
-            pe, pn = e[plan.slots], None if nr is None else nr[plan.slots]
-            if plan.degraded is not None:
-                d = plan.degraded
-                pe[d] = lq[plan.slots[d]]
-                if pn is not None and lq_norms is not None:
-                    pn[d] = lq_norms[plan.slots[d]]
-                else:
-                    pn = None
+            pe, pn = _pair_features(plan, e, nr, lq, lq_norms)
             res = verify_embeddings(pe, plan.issame, verification_protocol, flip=flip, name=plan.name,
                                     sha256=plan.sha256, norms=pn)
             results[name] = replace(res, protocol=res.protocol + plan.protocol_suffix) if plan.protocol_suffix \
