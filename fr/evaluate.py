@@ -18,8 +18,8 @@ value. The checkpoint must be the one the record names (its sha256), and of the 
 
 Exactness: embeddings do not depend on the batch an image is embedded in nor on the thread count (checked on
 this CPU), but they do depend on the memory format (channels-last and contiguous convolutions round
-differently), hence the run's ``runtime.channels_last``. Re-evaluating ``celeba_v2-9cf0c29e`` this way gives its
-recorded ``lfw`` and ``cfp_ident_pose`` records byte for byte (per-pair correctness, thresholds, mean norm, CMC).
+differently), hence the run's ``runtime.channels_last``. Re-evaluating ``celeba_v2-9cf0c29e`` this way gives all
+nine of its recorded records byte for byte (per-pair correctness, thresholds, mean norms, TARs, ROCs, CMCs).
 """
 from __future__ import annotations
 
