@@ -137,3 +137,72 @@ def test_errors_name_the_problem():
 
     with pytest.raises(ValueError, match=r"\(4, D\)"):
         extract_embeddings(Bad(), x, flip="none")
+
+
+# --- opt-in inference rewrites --------------------------------------------------------------------------------
+
+def _trained_like_backbone(channels_last=False):
+    """iresnet_tiny with non-trivial BatchNorm statistics and affine parameters (a folded BN then changes the
+    weights), in eval mode."""
+    from fr.backbones import create_backbone
+
+    torch.manual_seed(0)
+    model = create_backbone("iresnet_tiny", input_size=16, embedding_size=32)
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(0.2 * torch.randn(m.running_mean.shape, generator=g))
+            m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
+            m.bias.data.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
+    model.eval()
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fold_batchnorm_keeps_the_function_and_the_original(channels_last):
+    from fr.eval.embed import fold_batchnorm, inference_model
+
+    model = _trained_like_backbone(channels_last)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    folded = fold_batchnorm(model)
+    x = torch.randint(0, 256, (10, 3, 16, 16), dtype=torch.uint8)
+    e0, n0 = extract_embeddings(model, x)
+    e1, n1 = extract_embeddings(folded, x)
+    assert torch.allclose(e0, e1, atol=1e-5) and torch.allclose(n0, n1, rtol=1e-5)
+    bns = [m for m in folded.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    # iresnet_tiny has 19 BNs; 14 follow a conv/linear; each block's bn1 (before a padded conv) and bn2 stay
+    assert len(bns) == 5 and folded.rewrites == ("fold_bn",) and folded.input_spec == model.input_spec
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())   # the original is untouched
+    convs = [m.weight for m in folded.modules() if isinstance(m, nn.Conv2d)]
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    assert all(w.is_contiguous(memory_format=fmt) for w in convs)
+    assert inference_model(model) is model
+    with pytest.raises(TypeError, match="fr backbone"):
+        fold_batchnorm(Tiny())
+
+
+def test_amp_is_opt_in_and_checked():
+    model = _trained_like_backbone()
+    x = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
+    e32, _ = extract_embeddings(model, x)
+    e16, _ = extract_embeddings(model, x, amp="bf16")
+    assert e16.dtype == torch.float32 and not torch.equal(e16, e32)
+    assert (e16 * e32).sum(1).min() > 0.99                    # bf16 rounding, same embedding direction
+    with pytest.raises(ValueError, match="amp must be one of"):
+        extract_embeddings(model, x, amp="fp8")
+
+
+@pytest.mark.slow
+def test_compiled_inference_model_keeps_the_function():
+    from fr.eval.embed import inference_model
+
+    model = _trained_like_backbone(channels_last=True)
+    x = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    e0, n0 = extract_embeddings(model, x)
+    for fold in (False, True):
+        m = inference_model(model, fold_bn=fold, compile=True)
+        assert m.rewrites == (("fold_bn",) if fold else ()) + ("compile",)
+        e1, n1 = extract_embeddings(m, x)
+        assert torch.allclose(e0, e1, atol=1e-5) and torch.allclose(n0, n1, rtol=1e-5)
+    with pytest.raises(TypeError, match="fr backbone"):
+        inference_model(Tiny(), compile=True)

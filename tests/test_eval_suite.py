@@ -75,15 +75,19 @@ def test_plans_pick_the_documented_images(root):
     assert len(pose.probes) == 16 and all("/profile/" in q for q in paths(pose.probes))
     assert data.plans["cfp_fp_allpairs"].a.size == 40 and data.plans["cfp_fp_allpairs"].b.size == 16
     # every distinct file once: 31 LFW files with one duplicate, 56 CFP files
-    assert data.images.shape == (30 + 56, 3, 16, 16) and data.lq_images.shape == (17, 3, 16, 16)
-    assert len(inv) == 86
+    assert data.images.shape == (30 + 56, 3, 16, 16) and len(inv) == 86
+    # degraded: the 17 probes and the 11 distinct second images of the lfw.bin pairs, 5 of them files both use
+    lq_pairs = data.plans["lfw_lq"]
+    seconds = {m.paths[int(data.lq_rows[s])] for s in lq_pairs.slots[1::2]}
+    assert lq_pairs.degraded[1::2].all() and not lq_pairs.degraded[::2].any() and len(seconds) == 11
+    assert len(seconds & set(probes)) == 5 and data.lq_images.shape == (17 + 11 - 5, 3, 16, 16)
 
 
 def test_each_distinct_image_is_embedded_once_and_subsets_embed_less(root):
     model = Counting(PixelFeatures(grid=4, input_size=16))
     res = evaluate_suite(model, data_root=root, low_quality=LQ, flip="sum", batch_size=32)
-    assert model.seen == 2 * (86 + 17)               # image and mirror, once each
-    assert res.embedding["n_images_embedded"] == 103 and set(res.results) == set(DEFAULT_PROTOCOLS)
+    assert model.seen == 2 * (86 + 23)               # image and mirror, once each
+    assert res.embedding["n_images_embedded"] == 109 and set(res.results) == set(DEFAULT_PROTOCOLS)
     model.seen = 0
     alone = evaluate_suite(model, data_root=root, protocols=("lfw",), flip="none")
     from fr.data.bins import read_bin_raw
@@ -149,6 +153,31 @@ def test_other_protocols_equal_brute_force_on_the_same_features(root):
     assert "probes-lq(face=8)" in lq.protocol and "probes-clean" in res["lfw_ident"].protocol
 
 
+def test_lfw_lq_is_lfw_verification_with_every_second_image_degraded(root):
+    """lfw_lq equals evaluate_verification-style scoring of lfw.bin with the second image of each pair degraded
+    at the file resolution (then resized, as load_faces does), and lfw's own numbers are untouched by it."""
+    from fr.data.transforms import resize
+    from fr.eval import verify_embeddings
+    from fr.eval.embed import extract_embeddings
+
+    model = PixelFeatures(grid=4, input_size=16)
+    res = evaluate_suite(model, data_root=root, protocols=("lfw", "lfw_lq"), low_quality=LQ, batch_size=8)
+    vset = load_bin(root / "verification" / "lfw.bin")
+    images = vset.images.clone()
+    images[1::2] = LQ(images[1::2])
+    ref = verify_embeddings(extract_embeddings(model, resize(images, 16))[0], vset.issame, name="lfw_lq",
+                            flip="sum", sha256=res["lfw"].sha256)
+    got = res["lfw_lq"]
+    assert got.protocol == ref.protocol + "/second-image-lq(face=8)"
+    assert (got.correct == ref.correct).all() and got.accuracy == ref.accuracy and got.n_pairs == 20
+    assert got.thresholds == ref.thresholds and got.sha256 == res["lfw"].sha256
+    alone = evaluate_suite(model, data_root=root, protocols=("lfw",), low_quality=LQ)
+    assert alone["lfw"].to_dict() == res["lfw"].to_dict()
+    lq_alone = evaluate_suite(model, data_root=root, protocols=("lfw_lq",), low_quality=LQ)   # no clean lfw table
+    assert lq_alone["lfw_lq"].to_dict() == got.to_dict()
+    assert res.settings["lfw_lq"] == {"degraded": "the second image of every pair", "low_quality": "face=8"}
+
+
 def test_results_are_labelled_and_json_ready(root):
     res = evaluate_suite(PixelFeatures(grid=4, input_size=16), data_root=root, low_quality=LQ)
     d = json.loads(json.dumps(res.to_dict()))
@@ -156,8 +185,8 @@ def test_results_are_labelled_and_json_ready(root):
     assert d["fingerprints"]["identification"] == fp
     for name, r in d["protocols"].items():
         assert r["protocol"] and r["title"] == SUITE_PROTOCOLS[name]
-        if name in ("lfw", "cfp_fp", "cfp_ff"):
-            assert r["sha256"] == d["fingerprints"]["bins"][name]
+        if name in ("lfw", "cfp_fp", "cfp_ff", "lfw_lq"):
+            assert r["sha256"] == d["fingerprints"]["bins"][name.removesuffix("_lq")]
         else:
             assert r["sha256"] == fp
     assert "stand-in" in d["protocols"]["lfw_allpairs"]["title"]
@@ -209,6 +238,29 @@ def test_shared_bins_give_evaluate_verification_numbers():
 
 
 @pytest.mark.data
+def test_shared_lfw_lq_degrades_the_second_image_of_each_pair():
+    """lfw_lq on the shared data (fold-balanced 200-pair subset, a random backbone at 32 px) equals lfw.bin's
+    pairs with the second image degraded by TINYFACE_LIKE at 112 px, then resized."""
+    from fr.backbones import create_backbone
+    from fr.data.transforms import resize
+    from fr.eval import verify_embeddings
+    from fr.eval.embed import extract_embeddings
+    from fr.eval.suite import TINYFACE_LIKE
+
+    root = _shared_root()
+    torch.manual_seed(0)
+    model = create_backbone("iresnet_tiny", input_size=32, embedding_size=64)
+    res = evaluate_suite(model, data_root=root, protocols=("lfw_lq",), bin_pairs=200, batch_size=200, cache=False)
+    vset = load_bin(root / "verification" / "lfw.bin", n_pairs=200)
+    images = vset.images.clone()
+    images[1::2] = TINYFACE_LIKE(images[1::2])
+    ref = verify_embeddings(extract_embeddings(model, resize(images, 32), batch_size=200)[0], vset.issame)
+    got = res["lfw_lq"]
+    assert got.name == "lfw_lq[200]" and got.protocol.endswith("/second-image-lq(face=24)")
+    assert (got.correct == ref.correct).all() and got.thresholds == ref.thresholds and got.auc == ref.auc
+
+
+@pytest.mark.data
 @pytest.mark.slow
 def test_shared_suite_counts_and_a_pixel_floor():
     """The whole suite on the shared data with down-sampled pixels: the documented pair and probe counts."""
@@ -221,14 +273,16 @@ def test_shared_suite_counts_and_a_pixel_floor():
     lq = res["lfw_ident_lq"]
     assert (lq.n_probes, lq.n_gallery, lq.n_distractors) == (4740, 1680, 4069)
     assert (res["cfp_ident_pose"].n_probes, res["cfp_ident_pose"].n_gallery) == (2000, 500)
-    assert res.embedding["n_images_embedded"] == 20203 + 4740
+    # degraded: the 4,740 probes and the second images of the 6,000 LFW pairs, 2,177 of them not probes
+    assert res.embedding["n_images_embedded"] == 20203 + 6917 and res["lfw_lq"].n_pairs == 6000
     assert ap.tar_at_far["1e-06"] is not None and ap.impostors_at_far["1e-06"] == 87
     assert lq.cmc[1] < res["lfw_ident"].cmc[1]      # degrading the probes costs even the pixel floor
 
 
 def test_benchmark_script_runs_on_a_small_data_root(root, tmp_path):
-    """benchmarks/bench_eval_suite.py end to end on the miniature data root: rows for today, the suite, the
-    cached load and the subset, whose results equal today's (exit status 0)."""
+    """benchmarks/bench_eval_suite.py end to end on the miniature data root: embed rows (old path first, then an
+    opt-in one, with their exactness), then today, the cold decode and the suite, whose lfw and cfp_fp equal
+    today's (exit status 0)."""
     import csv
     import importlib.util
     from pathlib import Path
@@ -238,8 +292,16 @@ def test_benchmark_script_runs_on_a_small_data_root(root, tmp_path):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = tmp_path / "bench.csv"
-    assert mod.main(["--data", str(root), "--size", "16", "--out", str(out)]) == 0
+    assert mod.main(["--data", str(root), "--size", "16", "--out", str(out), "--sample", "12", "--rounds", "2",
+                     "--paths", "old,fold_bn"]) == 0
     rows = list(csv.DictReader(open(out)))
-    assert [r["impl"].split(" ")[0] for r in rows] == ["today", "suite", "suite", "suite_subset"]
-    assert rows[0]["n_images_embedded"] == "80" and rows[1]["n_images_embedded"] == "103"
-    assert "identical to today's: True" in rows[3]["notes"] and float(rows[1]["total_cpu_s"]) > 0
+    assert [(r["kind"], r["impl"].split(" ")[0]) for r in rows] == [
+        ("embed", "old"), ("embed", "fold_bn"), ("final_eval", "today"), ("final_eval", "suite"),
+        ("final_eval", "suite")]
+    assert rows[0]["bit_exact_vs_old"] == "True" and rows[0]["speedup_vs_old"] == "1.0"
+    assert float(rows[1]["max_abs_diff_vs_old"]) < 1e-4 and rows[1]["n_images_embedded"] == "12"
+    assert rows[2]["n_images_embedded"] == "80" and rows[4]["n_images_embedded"] == "109"
+    assert "identical to today's: True" in rows[4]["notes"] and float(rows[4]["cpu_s"]) > 0
+    assert all(r["load_avg_1m"] and r["cpu_count"] and r["commit"] for r in rows)
+    with pytest.raises(SystemExit, match="first must be 'old'"):
+        mod.main(["--data", str(root), "--size", "16", "--paths", "fold_bn,old", "--skip-final-eval"])

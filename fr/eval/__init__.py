@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .allpairs import ALLPAIRS_FARS, AllPairsResult, all_pairs_verification
 from .calibration import PixelFeatures
-from .embed import FLIP_MODES, extract_embeddings
+from .embed import FLIP_MODES, extract_embeddings, fold_batchnorm, inference_model
 from .identification import IdentificationResult, cmc, evaluate_identification, probe_ranks
 from .ijb import IJBResult, evaluate_templates, image_features, template_features, template_pair_scores
 from .roc import TAR_METHODS, auc, far_resolution, roc_curve, tar_at_far
@@ -26,7 +26,7 @@ from .verification import (PROTOCOLS, Protocol, VerificationResult, contiguous_f
                            get_protocol, pair_scores, verify_embeddings)
 
 __all__ = [
-    "FLIP_MODES", "extract_embeddings",
+    "FLIP_MODES", "extract_embeddings", "fold_batchnorm", "inference_model",
     "PROTOCOLS", "Protocol", "VerificationResult", "contiguous_folds", "evaluate_verification", "get_protocol",
     "pair_scores", "verify_embeddings", "correct_from_hex",
     "TAR_METHODS", "auc", "far_resolution", "roc_curve", "tar_at_far",

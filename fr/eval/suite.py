@@ -25,13 +25,29 @@ protocol is then read off those embeddings:
                     CMC. The probe cap keeps a handful of people from dominating rank-1 (uncapped, five
                     identities would own 15 % of 7,484 probes; TinyFace has about 1.5 probes per identity).
 ``lfw_ident``       the same with undegraded probes, so the low-quality gap is visible.
+``lfw_lq``          low-quality LFW verification: the 6,000 pairs of ``lfw.bin`` (insightface 10-fold, as
+                    ``lfw``) with the *second* image of every pair degraded by the same transform as the
+                    ``lfw_ident_lq`` probes (``TINYFACE_LIKE``) and the first left clean. This is the comparison
+                    the identification protocol makes (a degraded probe against a clean enrolment image, the
+                    surveillance case TinyFace stands for) on the standard pairs, so ``lfw - lfw_lq`` is the
+                    quality gap on the same pairs and folds. Degrading both images would measure LQ-vs-LQ
+                    matching instead, and cost about twice the degraded embeddings. A degraded image is one row
+                    of the low-quality table whichever protocol asks for it: a file that is both an
+                    ``lfw_ident_lq`` probe and a second pair image is degraded and embedded once (the
+                    transform acts on each image alone; with ``noise_std`` set, the noise stream runs over the
+                    degraded rows in manifest order, so the noise of an image depends on which rows are
+                    degraded together).
 ``cfp_ident_pose``  CFP: gallery one frontal image per identity (the first detector-aligned), probes all 2,000
                     profile images: the pose case.
 ==================  ===========================================================================================
 
-Cost: the whole suite embeds 20,203 distinct clean images and 4,740 degraded ones, fewer than the 26,000 that
-``evaluate_verification`` embeds for ``lfw.bin`` and ``cfp_fp.bin`` alone; ``benchmarks/bench_eval_suite.py``
-measures both. A subset of protocols embeds only the images it needs (``lfw`` + ``cfp_fp``: 13,591).
+Cost: the whole suite embeds 20,203 distinct clean images and 6,917 degraded ones (the 4,740 identification
+probes and the second images of the 6,000 LFW pairs, 2,177 of which are not probes): 27,120, 4 % more than the
+26,000 that ``evaluate_verification`` embeds for ``lfw.bin`` and ``cfp_fp.bin`` alone (without ``lfw_lq``: 24,943).
+The forward passes are about 95 % of the time on a CPU (decoding goes through a cache, every protocol together
+takes about 20 CPU-seconds); ``benchmarks/bench_eval_suite.py`` measures both, and the opt-in speed switches
+(``fold_bn``, ``compile``, ``amp``) of :func:`evaluate_suite`, which change float rounding and therefore are off
+by default (recorded metrics are reproduced exactly only without them). A subset of protocols embeds only the images it needs (``lfw`` + ``cfp_fp``: 13,591).
 
     >>> res = fr.eval.evaluate_suite(model, protocols=("lfw", "cfp_fp", "lfw_allpairs"), flip="sum")
     >>> print(res.summary()); json.dump(res.to_dict(), f)
@@ -64,10 +80,12 @@ SUITE_PROTOCOLS: dict[str, str] = {
     "cfp_ff_allpairs": "IJB-style all-pairs on CFP frontal x frontal (stand-in, not IJB-B/C)",
     "lfw_ident": "closed-set identification on LFW with clean probes (reference for lfw_ident_lq)",
     "lfw_ident_lq": "TinyFace-style low-quality identification on LFW (stand-in, not TinyFace)",
+    "lfw_lq": "insightface 10-fold verification on lfw.bin, second image of each pair low-quality (TinyFace-like)",
     "cfp_ident_pose": "closed-set identification on CFP: frontal gallery, profile probes (pose)",
 }
 DEFAULT_PROTOCOLS = tuple(SUITE_PROTOCOLS)
 BIN_SETS = ("lfw", "cfp_fp", "cfp_ff")
+LQ_BIN_SETS = {"lfw_lq": "lfw"}  # low-quality verification protocol -> the .bin whose pairs it degrades
 LFW_CAP = 10
 TINYFACE_LIKE = LowQuality(face_size=24)
 IDENT_STEM = "closed-set rank-N/cos"
@@ -82,16 +100,25 @@ SuiteItem = VerificationResult | AllPairsResult | IdentificationResult
 @dataclass(frozen=True)
 class _BinPlan:
     name: str
-    slots: np.ndarray          # (2N,) images, pairs interleaved
+    slots: np.ndarray          # (2N,) images, pairs interleaved; rows of the low-quality table where degraded
     issame: np.ndarray
     sha256: str
     path: str
+    degraded: np.ndarray | None = None   # (2N,) bool: which images come from the low-quality table
+    protocol_suffix: str = ""            # appended to the verification protocol string
 
     def clean_rows(self) -> list[np.ndarray]:
-        return [self.slots]
+        return [self.slots if self.degraded is None else self.slots[~self.degraded]]
+
+    def lq_rows(self) -> list[np.ndarray]:
+        return [] if self.degraded is None else [self.slots[self.degraded]]
 
     def to_slots(self, clean, lq) -> "_BinPlan":
-        return replace(self, slots=clean(self.slots))
+        if self.degraded is None:
+            return replace(self, slots=clean(self.slots))
+        slots = self.slots.copy()
+        slots[~self.degraded], slots[self.degraded] = clean(self.slots[~self.degraded]), lq(self.slots[self.degraded])
+        return replace(self, slots=slots)
 
 
 @dataclass(frozen=True)
@@ -106,6 +133,9 @@ class _AllPairsPlan:
 
     def clean_rows(self) -> list[np.ndarray]:
         return [self.a] + ([] if self.b is None else [self.b])
+
+    def lq_rows(self) -> list[np.ndarray]:
+        return []
 
     def to_slots(self, clean, lq) -> "_AllPairsPlan":
         return replace(self, a=clean(self.a), b=None if self.b is None else clean(self.b))
@@ -125,6 +155,9 @@ class _IdentPlan:
     def clean_rows(self) -> list[np.ndarray]:
         return [self.gallery] + ([] if self.lq else [self.probes]) + \
             ([] if self.distractors is None else [self.distractors])
+
+    def lq_rows(self) -> list[np.ndarray]:
+        return [self.probes] if self.lq else []
 
     def to_slots(self, clean, lq) -> "_IdentPlan":
         return replace(self, probes=(lq if self.lq else clean)(self.probes), gallery=clean(self.gallery),
@@ -201,7 +234,7 @@ def prepare_suite(data_root=None, protocols: Iterable[str] = DEFAULT_PROTOCOLS, 
 
     # plans in manifest rows first (probes of low-quality plans index the degraded images)
     plans: dict[str, Any] = {}
-    if any(p.startswith("lfw_") for p in protocols):
+    if any(p.startswith("lfw_") and p not in LQ_BIN_SETS for p in protocols):
         plans.update(_lfw_plans(manifest, protocols, int(lfw_cap), low_quality))
         settings["lfw"] = {"cap": int(lfw_cap), "cap_rule": f"first {lfw_cap} images of each identity in file "
                            "order", "gallery_rule": "first detector-aligned image among the capped ones",
@@ -209,15 +242,21 @@ def prepare_suite(data_root=None, protocols: Iterable[str] = DEFAULT_PROTOCOLS, 
     if any(p.startswith("cfp_") and p not in BIN_SETS for p in protocols):
         plans.update(_cfp_plans(manifest, protocols))
     for name in BIN_SETS:
-        if name in protocols:
-            plans[name] = _bin_plan(root, name, manifest, bin_pairs)
-            fingerprints["bins"][name] = plans[name].sha256
+        lq_names = [q for q, b in LQ_BIN_SETS.items() if b == name and q in protocols]
+        if name in protocols or lq_names:
+            plan = _bin_plan(root, name, manifest, bin_pairs)
+            fingerprints["bins"][name] = plan.sha256
+            if name in protocols:
+                plans[name] = plan
+            for q in lq_names:
+                plans[q] = _degraded_bin_plan(plan, q, low_quality)
+                settings[q] = {"degraded": "the second image of every pair", "low_quality": low_quality.tag()}
 
     # one embedding per distinct image: rows holding the same bytes share the first such row's slot
     first_of_sha = manifest.first_row_of_sha()
     canon = np.array([first_of_sha[h] for h in manifest.sha256], dtype=np.int64)
     clean_rows = np.unique(canon[np.concatenate([r for p in plans.values() for r in p.clean_rows()])])
-    lq_parts = [p.probes for p in plans.values() if isinstance(p, _IdentPlan) and p.lq]
+    lq_parts = [r for p in plans.values() for r in p.lq_rows()]
     lq_rows = np.unique(canon[np.concatenate(lq_parts)]) if lq_parts else None
     slot = np.full(len(manifest), -1, dtype=np.int64)
     slot[clean_rows] = np.arange(clean_rows.size)
@@ -320,6 +359,15 @@ def _bin_plan(root: Path, name: str, manifest: FaceManifest, bin_pairs: int | No
                     sha256_file(path), str(path))
 
 
+def _degraded_bin_plan(plan: _BinPlan, name: str, low_quality: LowQuality) -> _BinPlan:
+    """``plan``'s pairs with the second image of every pair taken from the low-quality table."""
+    degraded = np.zeros(plan.slots.size, dtype=bool)
+    degraded[1::2] = True
+    label = name if plan.name == LQ_BIN_SETS[name] else plan.name.replace(LQ_BIN_SETS[name], name, 1)
+    return replace(plan, name=label, degraded=degraded,
+                   protocol_suffix=f"/second-image-lq({low_quality.tag()})")
+
+
 # --- results ----------------------------------------------------------------------------------------------
 
 @dataclass
@@ -356,13 +404,29 @@ def _np(x) -> np.ndarray:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
-def evaluate_features(data: SuiteData, emb, norms=None, lq_emb=None, *, flip: str | None = None,
+def _pair_features(plan: _BinPlan, e, nr, lq, lq_norms):
+    """The ``(2N, D)`` features (and norms, or None) of a ``.bin`` plan's images, from the clean table and, where
+    ``plan.degraded``, from the low-quality one."""
+    if plan.degraded is None:
+        return e[plan.slots], None if nr is None else nr[plan.slots]
+    d, s = plan.degraded, plan.slots
+    pe = np.empty((s.size, e.shape[1]), dtype=e.dtype)
+    pe[~d], pe[d] = e[s[~d]], lq[s[d]]
+    if nr is None or lq_norms is None:
+        return pe, None
+    pn = np.empty(s.size, dtype=nr.dtype)
+    pn[~d], pn[d] = nr[s[~d]], lq_norms[s[d]]
+    return pe, pn
+
+
+def evaluate_features(data: SuiteData, emb, norms=None, lq_emb=None, lq_norms=None, *,
+                      flip: str | None = None,
                       protocols: Iterable[str] | None = None, verification_protocol: str | Protocol = "insightface",
                       allpairs_fars: Iterable[float] = ALLPAIRS_FARS, allpairs_method: str = "floor",
                       ranks: Iterable[int] = DEFAULT_RANKS, block: int = 2048) -> SuiteResult:
     """Every protocol of ``data`` from precomputed features: ``emb`` (one row per ``data.images`` row),
-    optional ``norms`` (per image, recorded as the ``.bin`` results' ``mean_norm``) and ``lq_emb`` (one row per
-    ``data.lq_images`` row). ``flip`` is only recorded in the protocol strings."""
+    optional ``norms`` (per image, recorded as the ``.bin`` results' ``mean_norm``), ``lq_emb`` and ``lq_norms``
+    (one row per ``data.lq_images`` row). ``flip`` is only recorded in the protocol strings."""
     protocols = tuple(data.protocols if protocols is None else protocols)
     missing = [p for p in protocols if p not in data.plans]
     if missing:
@@ -373,7 +437,8 @@ def evaluate_features(data: SuiteData, emb, norms=None, lq_emb=None, *, flip: st
         raise ValueError(f"emb must have one row per suite image ({data.images.shape[0]}), got {e.shape}")
     nr = None if norms is None else _np(norms).reshape(-1)
     lq = None if lq_emb is None else _np(lq_emb)
-    if data.lq_images is not None and any(getattr(data.plans[p], "lq", False) for p in protocols):
+    lq_norms = None if lq_norms is None else _np(lq_norms).reshape(-1)
+    if data.lq_images is not None and any(data.plans[p].lq_rows() for p in protocols):
         if lq is None or lq.shape != (data.lq_images.shape[0], e.shape[1]):
             raise ValueError(f"lq_emb must be ({data.lq_images.shape[0]}, {e.shape[1]}), got "
                              f"{None if lq is None else lq.shape}")
@@ -385,9 +450,11 @@ def evaluate_features(data: SuiteData, emb, norms=None, lq_emb=None, *, flip: st
         t0 = time.perf_counter()
         plan = data.plans[name]
         if isinstance(plan, _BinPlan):
-            results[name] = verify_embeddings(e[plan.slots], plan.issame, verification_protocol, flip=flip,
-                                              name=plan.name, sha256=plan.sha256,
-                                              norms=None if nr is None else nr[plan.slots])
+            pe, pn = _pair_features(plan, e, nr, lq, lq_norms)
+            res = verify_embeddings(pe, plan.issame, verification_protocol, flip=flip, name=plan.name,
+                                    sha256=plan.sha256, norms=pn)
+            results[name] = replace(res, protocol=res.protocol + plan.protocol_suffix) if plan.protocol_suffix \
+                else res
         elif isinstance(plan, _AllPairsPlan):
             results[name] = all_pairs_verification(
                 e[plan.a], plan.ids_a, None if plan.b is None else e[plan.b], plan.ids_b,
@@ -413,7 +480,8 @@ def evaluate_suite(model, *, data: SuiteData | None = None, data_root=None,
                    flip: str = "sum", spec=None, lfw_cap: int = LFW_CAP, low_quality: LowQuality = TINYFACE_LIKE,
                    bin_pairs: int | None = None, verification_protocol: str | Protocol = "insightface",
                    allpairs_fars: Iterable[float] = ALLPAIRS_FARS, allpairs_method: str = "floor",
-                   ranks: Iterable[int] = DEFAULT_RANKS, cache: bool = True, progress: bool = False) -> SuiteResult:
+                   ranks: Iterable[int] = DEFAULT_RANKS, cache: bool = True, fold_bn: bool = False,
+                   compile: bool = False, amp: str = "none", progress: bool = False) -> SuiteResult:
     """Embed every image the ``protocols`` need once with ``model`` and evaluate them all.
 
     model:     an fr backbone (``model(x) -> (embedding, norm)`` with ``model.input_spec``) or any model
@@ -421,9 +489,13 @@ def evaluate_suite(model, *, data: SuiteData | None = None, data_root=None,
     data:      a :class:`SuiteData` from :func:`prepare_suite` (reused across calls); built here when None, at
                the model's input size, from ``data_root`` (default ``FR_DATA``). Only the images that
                ``protocols`` use are embedded, so data prepared for more protocols serves a subset cheaply.
-    flip, batch_size, device: as :func:`fr.eval.extract_embeddings` (each image and its mirror, "sum").
+    flip, batch_size, device, amp: as :func:`fr.eval.extract_embeddings` (each image and its mirror, "sum").
+    fold_bn, compile: opt-in inference rewrites (:func:`fr.eval.embed.inference_model`); faster, but they change
+               float rounding, so recorded metrics are reproduced exactly only without them (the default).
+               ``timing["rewrite"]`` is the folding; compilation happens lazily, in the first batch of each shape,
+               and is part of ``timing["embed"]``.
     The remaining arguments choose the protocols' settings (module docstring)."""
-    from .embed import extract_embeddings
+    from .embed import extract_embeddings, inference_model
 
     t_start = time.perf_counter()
     spec = spec if spec is not None else getattr(model, "input_spec", None)
@@ -441,14 +513,17 @@ def evaluate_suite(model, *, data: SuiteData | None = None, data_root=None,
     if missing:
         raise KeyError(f"the suite data was prepared without {missing}; prepare_suite(protocols=...) must "
                        "include them")
+    t_rewrite = time.perf_counter()
+    model = inference_model(model, fold_bn=fold_bn, compile=compile)
+    rewrite_s = time.perf_counter() - t_rewrite
     plans = [data.plans[p] for p in protocols]
     clean = np.unique(np.concatenate([r for p in plans for r in p.clean_rows()]))
-    lq_parts = [p.probes for p in plans if isinstance(p, _IdentPlan) and p.lq]
+    lq_parts = [r for p in plans for r in p.lq_rows()]
 
     def embed(images: torch.Tensor, rows: np.ndarray):
         """Embeddings of ``images[rows]``, scattered back to one row per image (rows not asked for stay 0)."""
         sub = images if rows.size == images.shape[0] else images[torch.from_numpy(rows)]
-        e, n = extract_embeddings(model, sub, spec, flip=flip, batch_size=batch_size, device=device,
+        e, n = extract_embeddings(model, sub, spec, flip=flip, batch_size=batch_size, device=device, amp=amp,
                                   progress=progress)
         if rows.size == images.shape[0]:
             return e, n
@@ -458,17 +533,19 @@ def evaluate_suite(model, *, data: SuiteData | None = None, data_root=None,
 
     t_embed = time.perf_counter()
     emb, norms = embed(data.images, clean)
-    lq_emb, n_lq = None, 0
+    lq_emb, lq_norms, n_lq = None, None, 0
     if lq_parts:
         lq_rows = np.unique(np.concatenate(lq_parts))
-        lq_emb, _ = embed(data.lq_images, lq_rows)
+        lq_emb, lq_norms = embed(data.lq_images, lq_rows)
         n_lq = int(lq_rows.size)
     embed_s = time.perf_counter() - t_embed
-    res = evaluate_features(data, emb, norms, lq_emb, flip=flip, protocols=protocols,
+    res = evaluate_features(data, emb, norms, lq_emb, lq_norms, flip=flip, protocols=protocols,
                             verification_protocol=verification_protocol, allpairs_fars=allpairs_fars,
                             allpairs_method=allpairs_method, ranks=ranks)
     res.embedding.update({"batch_size": int(batch_size), "device": str(device) if device is not None else None,
-                          "n_images_embedded": int(clean.size) + n_lq})
-    res.timing.update({"load": data.load_seconds, "data_reused": data_given, "embed": embed_s,
+                          "n_images_embedded": int(clean.size) + n_lq,
+                        **({"fold_bn": True} if fold_bn else {}), **({"compile": True} if compile else {}),
+                        **({"amp": amp} if amp != "none" else {})})
+    res.timing.update({"load": data.load_seconds, "data_reused": data_given, "rewrite": rewrite_s, "embed": embed_s,
                        "total": time.perf_counter() - t_start})
     return res
