@@ -1,11 +1,14 @@
-"""Generate the book's registry-driven pages: one page per loss head, and an index table.
+"""Generate the book's registry-driven pages: one page per loss head, an index table, and the claims table.
 
 ``python -m fr.book`` (run by ``make book``) writes ``book/heads/*.md`` from :mod:`fr.heads`' registry, so
-the equations, defaults, citations and known deviations on the pages can never drift from the code.
+the equations, defaults, citations and known deviations on the pages can never drift from the code, and
+``book/generated/claims.md``: every paper's claims with the verdicts the recorded runs give
+(:func:`fr.chapter.claims_index`), which the front page includes.
 """
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from .heads import head_info, list_heads
@@ -83,12 +86,46 @@ def write_pages(out_dir: Path | None = None) -> list[Path]:
     return [idx, *written]
 
 
+def _md_cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def claims_page(index) -> str:
+    """The claims table (markdown) from :func:`fr.chapter.claims_index`'s DataFrame: one line per claim with the
+    paper's numbers, the verdict, the minimum detectable difference it rests on and a link to its chapter."""
+    lines = ["| paper | claim | source | paper's numbers | verdict | MDD (pp) | chapter |",
+             "|---|---|---|---|---|---|---|"]
+    for r in index.itertuples():
+        paper = r.key + (" (reconstruction)" if r.reconstructed else "")
+        claim = f"**{_md_cell(r.text)}**" if r.central else _md_cell(r.text)
+        mdd = "—" if math.isnan(r.mdd) else f"{r.mdd:.2f}"  # no MDD: not run, or no spread
+        lines.append(f"| {_md_cell(paper)} | {claim} | {_md_cell(r.source)} | {_md_cell(r.paper_numbers)} | "
+                     f"{r.verdict} | {mdd} | [{r.chapter}]({r.link}) |")
+    if index.empty:
+        lines.append("| — | no paper specs | | | | | |")
+    lines += ["", "Central claims in bold. Verdicts are computed from the recorded runs by the rule on the Methods "
+              "page (confirmed, contradicted, not distinguishable at this scale, or not run); the MDD is the "
+              "smallest true difference the recorded seeds could have detected with 80% power."]
+    return "\n".join(lines) + "\n"
+
+
+def write_claims(out: Path | None = None, *, results_root=None) -> Path:
+    from .chapter import claims_index
+
+    out = Path(out or repo_root() / "book" / "generated" / "claims.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(claims_page(claims_index(results_root)))
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: book/heads)")
+    ap.add_argument("--claims", type=Path, default=None, help="claims table (default: book/generated/claims.md)")
     args = ap.parse_args(argv)
     written = write_pages(args.out)
     print(f"wrote {len(written)} head pages to {written[0].parent}")
+    print(f"wrote the claims table to {write_claims(args.claims)}")
 
 
 if __name__ == "__main__":
