@@ -348,7 +348,7 @@ class Chapter:
         out = []
         for t in self.spec.paper_tables:
             meta = {"id": t.id, "source": t.source, "caption": t.caption, "notes": t.notes,
-                    "title": self._label(f"{t.source} (paper)"), "unavailable": t.unavailable}
+                    "title": self._label(f"{t.source}, as printed in the paper"), "unavailable": t.unavailable}
             if t.unavailable is not None:
                 out.append((meta, None))
                 continue
@@ -393,7 +393,7 @@ class Chapter:
                 if label:
                     legend.append(f"  `{c.metric}` is the {label}.")
             meta = {"id": t.id, "mirrors": t.mirrors, "source": paper.source, "notes": t.notes,
-                    "title": self._label(f"{paper.source} (ours, {self._scale_words()})"),
+                    "title": self._label(f"{paper.source}, ours ({self._scale_words()})"),
                     "legend": "\n".join(legend), "recipe": self.recipe}
             out.append((meta, pd.DataFrame(rows)))
         return out
