@@ -503,10 +503,10 @@ def _expected_time(cfg: ExperimentCfg, gpus: int, n_runs: int, results_root) -> 
     """``expected time: ...`` from the training set's size and a recorded GPU throughput of the same backbone
     (images/s per GPU, from ``gpu_*`` runs), or a sentence saying which of the two is unknown."""
     images = TRAIN_SET_IMAGES.get(cfg.data.train)
-    runs = load_runs(results_root)
-    gpu = runs[(runs["backbone"] == cfg.backbone.name) & runs["gpu"].notna() & runs["images_per_s"].notna()]
     if images is None:
         return f"expected time: unknown (the size of training set {cfg.data.train!r} is not known here)"
+    runs = load_runs(results_root).reindex(columns=["backbone", "gpu", "images_per_s", "world_size"])
+    gpu = runs[(runs["backbone"] == cfg.backbone.name) & runs["gpu"].notna() & runs["images_per_s"].notna()]
     if gpu.empty:
         return (f"expected time: unknown (no recorded GPU run of {cfg.backbone.name} gives its throughput; "
                 f"{cfg.schedule.epochs:g} epochs of {images:,} images a run)")
