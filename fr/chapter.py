@@ -330,6 +330,10 @@ class Chapter:
                for p in self.plan() if (p.row, p.seed) not in have]
         return pd.DataFrame(out, columns=["row", "seed", "run_id", "command"])
 
+    def _seeds_recorded(self, row: str) -> list[int]:
+        rec = self.records()
+        return [] if rec.empty else [int(s) for s in rec.loc[rec["row"] == row, "seed"]]
+
     def _values(self, row: str, metric: str) -> dict[int, float]:
         rec = self.records()
         if rec.empty or metric not in rec:
@@ -429,7 +433,8 @@ class Chapter:
         return "; ".join(parts) if parts else "n/a"
 
     def comparisons(self) -> pd.DataFrame:
-        """Per claim and metric: the paired seeds ``n``, the mean difference in percentage points in the
+        """Per claim and metric: the seeds both rows have recorded (``runs``), those with a value of the metric
+        in both (``n``; an all-pairs TAR at a FAR the pairs cannot resolve has none), the mean difference in percentage points in the
         paper's direction with its 95% t interval, the standard deviation of the differences, the MDD, the
         verdict (:mod:`fr.verdict`), the per-seed paired tests and the paper's own difference."""
         out = []
@@ -438,16 +443,17 @@ class Chapter:
                 d = V.paired_differences(self._values(c.treatment, m), self._values(c.baseline, m),
                                          direction=c.direction)
                 v = V.decide(list(d.values()))
+                runs = len(set(self._seeds_recorded(c.treatment)) & set(self._seeds_recorded(c.baseline)))
                 paper_diff = math.nan
                 if isinstance(c.paper.get("treatment"), (int, float)) and isinstance(c.paper.get("baseline"),
                                                                                      (int, float)):
                     paper_diff = (c.paper["treatment"] - c.paper["baseline"]) * (1 if c.direction == "greater"
                                                                                  else -1)
                 out.append({"claim": c.id, "metric": m, "treatment": c.treatment, "baseline": c.baseline,
-                            "direction": c.direction, "n": v.n, "mean_diff": v.mean, "ci_low": v.ci_low,
+                            "direction": c.direction, "runs": runs, "n": v.n, "mean_diff": v.mean, "ci_low": v.ci_low,
                             "ci_high": v.ci_high, "sd": v.sd, "mdd": v.mdd, "verdict": v.verdict,
                             "paper_diff": paper_diff, "per_seed": self._seed_tests(c, m, d) if d else "n/a"})
-        cols = ["claim", "metric", "treatment", "baseline", "direction", "n", "mean_diff", "ci_low", "ci_high", "sd",
+        cols = ["claim", "metric", "treatment", "baseline", "direction", "runs", "n", "mean_diff", "ci_low", "ci_high", "sd",
                 "mdd", "verdict", "paper_diff", "per_seed"]
         return pd.DataFrame(out, columns=cols)
 
@@ -463,11 +469,15 @@ class Chapter:
             p = c.paper
             paper = (f"{p['treatment']} vs {p['baseline']} {p.get('metric', '')}".strip()
                      if "treatment" in p and "baseline" in p else "no number")
+            ours = v.describe()
+            if v.verdict == V.NOT_RUN and first["runs"] >= 2:
+                ours = (f"{V.NOT_RUN}: {first['runs']} paired runs recorded, {v.n} of them with a value of "
+                        f"{c.metrics[0]}")
             rows = self.spec.grid.rows
             out.append({"claim": c.id, "text": c.text, "source": c.source, "central": c.central,
                         "treatment": rows[c.treatment].label, "baseline": rows[c.baseline].label,
                         "paper": paper, "metric": c.metrics[0], "verdict": v.verdict, "mdd": v.mdd,
-                        "ours": v.describe(),
+                        "ours": ours,
                         "evidence": f"{self.spec.chapter}: comparisons, claim {c.id}, metric {c.metrics[0]}, "
                                     f"n={v.n} paired seeds"})
         return pd.DataFrame(out, columns=["claim", "text", "source", "central", "treatment", "baseline", "paper",

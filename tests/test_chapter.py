@@ -48,6 +48,8 @@ SPEC = {
          "baseline": "arcface", "metrics": ["lfw.accuracy"], "direction": "less"},
         {"id": "softmax_vs_cos", "text": "Softmax beats CosFace", "source": "text", "treatment": "softmax",
          "baseline": "cosface", "metrics": ["cfp_fp.accuracy"]},
+        {"id": "softmax_rank1", "text": "Softmax identifies better", "source": "text", "treatment": "softmax",
+         "baseline": "cosface", "metrics": ["lfw_ident_lq.rank1"]},
     ],
 }
 
@@ -164,15 +166,20 @@ def test_comparisons_pair_seeds_and_give_the_verdicts(toy):
     less = comp.loc[("cos_below_arc", "lfw.accuracy")]
     assert less["verdict"] == V.CONFIRMED and less["mean_diff"] == pytest.approx(d.mean())
     assert comp.loc[("softmax_vs_cos", "cfp_fp.accuracy"), "verdict"] == V.NOT_DISTINGUISHABLE
+    assert comp.loc[("softmax_vs_cos", "cfp_fp.accuracy"), ["runs", "n"]].tolist() == [2, 2]
 
 
 def test_verdicts_one_line_per_claim_from_the_first_metric(toy):
     v = toy.verdicts().set_index("claim")
-    assert list(v.index) == ["arc_beats_cos", "cos_below_arc", "softmax_vs_cos"]
+    assert list(v.index) == ["arc_beats_cos", "cos_below_arc", "softmax_vs_cos", "softmax_rank1"]
     assert v.loc["arc_beats_cos", "verdict"] == V.CONFIRMED and v.loc["arc_beats_cos", "central"]
     assert v.loc["arc_beats_cos", "paper"] == "99.6 vs 99.5 LFW (%)"
     assert v.loc["softmax_vs_cos", "ours"].startswith("not distinguishable at this scale")
     assert "could have detected ≥" in v.loc["softmax_vs_cos", "ours"]
+    # runs recorded, but not the metric: not run, and the reason says so
+    assert v.loc["softmax_rank1", "verdict"] == V.NOT_RUN
+    assert v.loc["softmax_rank1", "ours"] == "not run: 2 paired runs recorded, 0 of them with a value of " \
+                                             "lfw_ident_lq.rank1"
 
 
 def test_claims_are_not_run_without_records(tmp_path):
