@@ -58,7 +58,8 @@ SMOKE_SEEDS = (0, 1)
 #: what smoke runs change in every row besides the recipe: every protocol on the miniature data root, one thread
 #: (several threads per tiny step only wait on each other), no progress bar
 SMOKE_OVERRIDES = {"eval.suite": ["all"], "runtime.threads": 1, "runtime.progress": False}
-#: training-set sizes of the papers' sets (images), for the paper mode's time estimate when the set is not at hand
+#: images in the papers' training sets (the insightface dataset zoo; WebFace4M: Zhu et al., CVPR 2021), for the
+#: paper mode's time estimate
 TRAIN_SET_IMAGES = {"webface4m": 4_235_242, "ms1mv2": 5_822_653, "ms1mv3": 5_179_510, "casia_webface": 490_623,
                     "celeba_train": 5_286}
 
@@ -66,11 +67,9 @@ TRAIN_SET_IMAGES = {"webface4m": 4_235_242, "ms1mv2": 5_822_653, "ms1mv3": 5_179
 # --- formatting ------------------------------------------------------------------------------------------------
 
 def _fmt_value(v: Any) -> str:
-    if isinstance(v, bool) or v is None:
-        return str(v).lower() if isinstance(v, bool) else "none"
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
+    if isinstance(v, bool):
+        return str(v).lower()
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def format_params(params: Mapping[str, Any] | None) -> str:
@@ -82,11 +81,8 @@ def format_params(params: Mapping[str, Any] | None) -> str:
 
 def format_override(key: str, value: Any) -> str:
     """``key=value`` as ``python -m fr.train --set`` reads it (the value as one-line YAML)."""
-    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000).strip()
-    if text.endswith("\n..."):
-        text = text[:-4].strip()
-    text = text.removesuffix("...").strip()
-    return f"{key}={text}"
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000)
+    return f"{key}={text.strip().removesuffix('...').strip()}"  # a scalar document ends in "..."
 
 
 def train_command(config: str, overrides: Mapping[str, Any], *, results_root: str | Path | None = None,
@@ -98,10 +94,6 @@ def train_command(config: str, overrides: Mapping[str, Any], *, results_root: st
     if results_root is not None:
         parts += ["--results", str(results_root)]
     return shlex.join(parts)
-
-
-def _pct(x: float) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{x:.2f}"
 
 
 def _cell(values: Sequence[float]) -> str:
@@ -182,8 +174,8 @@ class Chapter:
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.mode = mode
-        self._records = None
+        self.mode, self.recipe, self._extra, self._records = mode, self.spec.grid.recipe, {}, None
+        self._seeds = None
         if seeds is not None:
             self._seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
             if not self._seeds:
@@ -195,14 +187,16 @@ class Chapter:
             self._prepare_full(data_root, progress)
         elif mode == "paper":
             self._prepare_paper(gpus, data_root, dry_run)
+        self._records = None  # read again: the mode may have recorded runs
         return self
 
     def _prepare_full(self, data_root, progress) -> None:
         from .report import run_grid
 
         path = repo_root() / self.recipe
-        todo = [p for p in self.plan() if not self._recorded(p)]
-        print(f"{self.spec.key}: {len(todo)} of {len(self.plan())} runs to train with {self.recipe}", flush=True)
+        plan = self.plan()
+        todo = [p for p in plan if not self._recorded(p)]
+        print(f"{self.spec.key}: {len(todo)} of {len(plan)} runs to train with {self.recipe}", flush=True)
         with _env("FR_DATA", data_root):
             for p in todo:
                 row_ov = {k: v for k, v in p.overrides.items() if k != "runtime.seed"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shlex
 from pathlib import Path
 
@@ -208,6 +209,23 @@ def test_format_params_and_override_round_trip():
     assert chapter.format_override("head.params", {"s": 30.0, "m": 0.4}) == "head.params={s: 30.0, m: 0.4}"
     assert chapter.format_override("eval.suite", ["all"]) == "eval.suite=[all]"
     assert chapter.format_override("head.name", "adaface") == "head.name=adaface"
+
+
+def test_full_mode_trains_only_the_missing_runs_on_the_given_data_root(toy, monkeypatch, tmp_path):
+    calls = []
+
+    def train(config, rows, seeds, *, results_root=None, progress=None):
+        (row, overrides), = rows.items()
+        calls.append((row, list(seeds), os.environ.get("FR_DATA")))
+        fabricate(results_root, load_config(config, {**overrides, "runtime.seed": seeds[0]}),
+                  {"lfw": 0.8, "cfp_fp": 0.6})  # what training records
+
+    monkeypatch.setattr("fr.report.run_grid", train)
+    monkeypatch.delenv("FR_DATA", raising=False)
+    toy.prepare("full", results_root=toy.results_root, data_root=tmp_path / "data")
+    assert calls == [("arcface", [3], str(tmp_path / "data")), ("softmax", [2], str(tmp_path / "data"))]
+    assert "FR_DATA" not in os.environ
+    assert toy.missing_runs().empty and len(toy.records()) == 11
 
 
 def test_modes_are_checked(toy):
