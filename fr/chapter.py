@@ -461,7 +461,7 @@ class Chapter:
             v = V.Verdict(first["verdict"], int(first["n"]), first["mean_diff"], first["sd"], first["ci_low"],
                           first["ci_high"], first["mdd"])
             p = c.paper
-            paper = (f"{p['treatment']} vs {p['baseline']} {p.get('metric', '')}".strip()
+            paper = (f"{_num(p['treatment'])} vs {_num(p['baseline'])} {p.get('metric', '')}".strip()
                      if "treatment" in p and "baseline" in p else "no number")
             ours = v.describe()
             if v.verdict == V.NOT_RUN and first["runs"] >= 2:
@@ -476,6 +476,11 @@ class Chapter:
                                     f"n={v.n} paired seeds"})
         return pd.DataFrame(out, columns=["claim", "text", "source", "central", "treatment", "baseline", "paper",
                                           "metric", "verdict", "mdd", "ours", "evidence"])
+
+
+def _num(x) -> str:
+    """A number as papers print them (two decimals); anything else as given."""
+    return f"{x:.2f}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
 
 
 def _header(c) -> str:

@@ -174,7 +174,7 @@ def test_verdicts_one_line_per_claim_from_the_first_metric(toy):
     v = toy.verdicts().set_index("claim")
     assert list(v.index) == ["arc_beats_cos", "cos_below_arc", "softmax_vs_cos", "softmax_rank1"]
     assert v.loc["arc_beats_cos", "verdict"] == V.CONFIRMED and v.loc["arc_beats_cos", "central"]
-    assert v.loc["arc_beats_cos", "paper"] == "99.6 vs 99.5 LFW (%)"
+    assert v.loc["arc_beats_cos", "paper"] == "99.60 vs 99.50 LFW (%)"
     assert v.loc["softmax_vs_cos", "ours"].startswith("not distinguishable at this scale")
     assert "could have detected ≥" in v.loc["softmax_vs_cos", "ours"]
     # runs recorded, but not the metric: not run, and the reason says so
