@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from .heads import head_info, list_heads
@@ -168,17 +169,27 @@ def chapters_page(notebooks: list[Path], executed: str = "executed") -> str:
     return "\n".join(lines) + "\n"
 
 
-def claims_page() -> str:
-    """The front page's claims table: each paper's claims with the verdict computed from the recorded runs.
+def _md_cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
-    Stand-in until ``fr.chapter`` (the per-paper chapters' API, with ``claims_index``) is part of the code: then
-    the table is built from it."""
-    try:
-        from .chapter import claims_index
-    except ImportError:
-        return ("*No claims index in this build: the per-paper chapters (`fr.chapter`, `fr/papers/*.yaml`) "
-                "that compute each claim's verdict are not part of it.*\n")
-    return markdown_table(claims_index())
+
+def claims_page(index) -> str:
+    """The claims table (markdown) from :func:`fr.chapter.claims_index`'s DataFrame: one line per claim with the
+    paper's numbers, the verdict, the minimum detectable difference it rests on and a link to its chapter."""
+    lines = ["| paper | claim | source | paper's numbers | verdict | MDD (pp) | chapter |",
+             "|---|---|---|---|---|---|---|"]
+    for r in index.itertuples():
+        paper = r.key + (" (reconstruction)" if r.reconstructed else "")
+        claim = f"**{_md_cell(r.text)}**" if r.central else _md_cell(r.text)
+        mdd = "—" if math.isnan(r.mdd) else f"{r.mdd:.2f}"  # no MDD: not run, or no spread
+        lines.append(f"| {_md_cell(paper)} | {claim} | {_md_cell(r.source)} | {_md_cell(r.paper_numbers)} | "
+                     f"{r.verdict} | {mdd} | [{r.chapter}]({r.link}) |")
+    if index.empty:
+        lines.append("| — | no paper specs | | | | | |")
+    lines += ["", "Central claims in bold. Verdicts are computed from the recorded runs by the rule on the Methods "
+              "page (confirmed, contradicted, not distinguishable at this scale, or not run); the MDD is the "
+              "smallest true difference the recorded seeds could have detected with 80% power."]
+    return "\n".join(lines) + "\n"
 
 
 def markdown_table(df) -> str:
@@ -195,14 +206,17 @@ def markdown_table(df) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_front_matter(out_dir: Path | None = None, notebooks_dir: Path | None = None) -> list[Path]:
+def write_front_matter(out_dir: Path | None = None, notebooks_dir: Path | None = None, *,
+                       results_root=None) -> list[Path]:
     """Write ``chapters.md`` and ``claims.md`` (included by ``book/intro.md``) into ``out_dir``."""
+    from .chapter import claims_index
+
     out_dir = Path(out_dir or repo_root() / "book" / "generated")
     notebooks_dir = Path(notebooks_dir or repo_root() / "notebooks")
     out_dir.mkdir(parents=True, exist_ok=True)
     chapters, claims = out_dir / "chapters.md", out_dir / "claims.md"
     chapters.write_text(chapters_page(sorted(notebooks_dir.glob("*.ipynb"))))
-    claims.write_text(claims_page())
+    claims.write_text(claims_page(claims_index(results_root)))
     return [chapters, claims]
 
 

@@ -1,0 +1,342 @@
+"""fr.chapter on fabricated run records (report mode), the claims table of the front page, paper mode's plan and
+its torchrun launch, and the SMAFace chapter end to end in smoke mode."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from fr import chapter
+from fr import verdict as V
+from fr.book import claims_page, write_front_matter
+from fr.config import config_hash, dump_yaml, load_config
+from fr.eval.verification import correct_from_hex
+from fr.papers import parse_spec
+from fr.results import RunMetrics, run_id, runs_root
+
+ROOT = Path(__file__).resolve().parents[1]
+N_PAIRS = 400
+
+SPEC = {
+    "key": "toy", "chapter": "99_toy", "title": "Toy: a paper", "citation": "Someone (2024). Toy.",
+    "text_available": "full", "reconstructed": False, "scale_note": "tiny",
+    "paper_tables": [{"id": "t1", "source": "Table 1", "caption": "verification accuracy",
+                      "columns": ["Method", "LFW", "CFP-FP", "AgeDB"],
+                      "rows": [["CosFace", 99.5, 95.0, None], ["ArcFace", 99.6, 95.5, 98.0]]}],
+    "grid": {"recipe": "configs/cpu/celeba_v2.yaml", "seeds": 3, "central_seeds": 4, "rows": {
+        "cosface": {"label": "CosFace", "overrides": {"head.name": "cosface", "head.params": {"s": 30.0, "m": 0.35}}},
+        "arcface": {"label": "ArcFace", "overrides": {"head.name": "arcface", "head.params": {"s": 30.0, "m": 0.5}}},
+        "softmax": {"label": "Softmax", "overrides": {"head.name": "softmax", "head.params": {"s": 30.0}}}}},
+    "derived_metrics": {"both": {"mean_of": ["lfw.accuracy", "cfp_fp.accuracy"], "label": "mean of the two"}},
+    "our_tables": [{"id": "o1", "mirrors": "t1", "rows": ["cosface", "arcface", "softmax"],
+                    "columns": {"LFW": "lfw.accuracy",
+                                "CFP-FP": {"metric": "cfp_fp.accuracy", "stand_in": "CFP-FP itself"},
+                                "AgeDB": {"unavailable": "no AgeDB here"},
+                                "Both": {"metric": "both", "extra": True},
+                                "Rank-1": {"metric": "lfw_ident_lq.rank1", "extra": True}}}],
+    "claims": [
+        {"id": "arc_beats_cos", "text": "ArcFace beats CosFace", "source": "Table 1", "treatment": "arcface",
+         "baseline": "cosface", "metrics": ["lfw.accuracy", "both", "lfw_ident_lq.rank1"], "central": True,
+         "paper": {"treatment": 99.6, "baseline": 99.5, "metric": "LFW (%)"}},
+        {"id": "cos_below_arc", "text": "CosFace is below ArcFace", "source": "Table 1", "treatment": "cosface",
+         "baseline": "arcface", "metrics": ["lfw.accuracy"], "direction": "less"},
+        {"id": "softmax_vs_cos", "text": "Softmax beats CosFace", "source": "text", "treatment": "softmax",
+         "baseline": "cosface", "metrics": ["cfp_fp.accuracy"]},
+        {"id": "softmax_rank1", "text": "Softmax identifies better", "source": "text", "treatment": "softmax",
+         "baseline": "cosface", "metrics": ["lfw_ident_lq.rank1"]},
+    ],
+}
+
+
+def _correct(acc: float, seed: int) -> np.ndarray:
+    """Exactly round(acc * N_PAIRS) correct pairs in a seeded order."""
+    c = np.zeros(N_PAIRS, dtype=bool)
+    c[: int(round(acc * N_PAIRS))] = True
+    return np.random.default_rng(seed).permutation(c)
+
+
+def fabricate(root: Path, cfg, accs: dict[str, float], rank1: float | None = None) -> str:
+    """A complete run record of ``cfg`` under ``root`` with the given verification accuracies."""
+    rid = run_id(cfg)
+    d = runs_root(root) / rid
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(dump_yaml(cfg))
+    metrics = {}
+    for k, (name, acc) in enumerate(accs.items()):
+        c = _correct(acc, cfg.runtime.seed * 10 + k)
+        metrics[name] = {"accuracy": float(c.mean()), "spread": 0.01, "protocol": "fabricated", "sha256": name,
+                         "n_pairs": N_PAIRS, "correct_hex": np.packbits(c).tobytes().hex()}
+    if rank1 is not None:
+        metrics["lfw_ident_lq"] = {"cmc": {"1": rank1, "5": rank1 + 0.1, "20": rank1 + 0.2}}
+    rm = RunMetrics(run_id=rid, name=cfg.name, paper=cfg.paper, config_hash=config_hash(cfg),
+                    created_utc="2026-01-01T00:00:00+00:00", steps=10, epochs=1.0, wall_time_s=1.0,
+                    train_time_s=1.0, eval_time_s=0.0, session_time_s=1.0, derived={},
+                    train={"final_loss": 1.0, "final_acc": 0.5, "images_per_s": 100.0,
+                           "data": {"source": "fabricated", "sha256": None, "num_images": 1, "num_classes": 1}},
+                    metrics=metrics, model={"path": "ckpt/model.pt", "sha256": "0", "input_spec": {}})
+    (d / "metrics.json").write_text(json.dumps(rm.to_dict()))
+    return rid
+
+
+def _cfg(row: str, seed: int):
+    ov = {**SPEC["grid"]["rows"][row]["overrides"], "runtime.seed": seed}
+    return load_config(ROOT / SPEC["grid"]["recipe"], ov)
+
+
+# arcface beats cosface by ~3 points every seed; softmax is cosface +-1 point (not distinguishable)
+LFW = {"cosface": [0.80, 0.82, 0.81, 0.79], "arcface": [0.83, 0.85, 0.84, 0.8225], "softmax": [0.81, 0.81, 0.80]}
+CFP = {"cosface": [0.60, 0.61, 0.60, 0.60], "arcface": [0.61, 0.62, 0.61, 0.60], "softmax": [0.61, 0.60, 0.61]}
+
+
+@pytest.fixture
+def toy(tmp_path):
+    """The toy chapter over fabricated records: every row and seed except softmax seed 2 and arcface seed 3."""
+    root = tmp_path / "results"
+    for row in SPEC["grid"]["rows"]:
+        for seed, (lfw, cfp) in enumerate(zip(LFW[row], CFP[row], strict=True)):
+            if (row, seed) in {("softmax", 2), ("arcface", 3)}:
+                continue
+            fabricate(root, _cfg(row, seed), {"lfw": lfw, "cfp_fp": cfp},
+                      rank1=0.2 + 0.01 * seed if row != "softmax" else None)
+    ch = chapter.Chapter(parse_spec(copy.deepcopy(SPEC), "toy.yaml"))
+    return ch.prepare("report", results_root=root)
+
+
+def test_seeds_follow_the_spec_with_more_for_central_rows(toy):
+    assert toy.seeds("cosface") == toy.seeds("arcface") == [0, 1, 2, 3]
+    assert toy.seeds("softmax") == [0, 1, 2]
+    assert len(toy.plan()) == 11
+
+
+def test_missing_runs_give_commands_that_record_exactly_those_configs(toy, tmp_path):
+    missing = toy.missing_runs()
+    assert list(zip(missing["row"], missing["seed"], strict=True)) == [("arcface", 3), ("softmax", 2)]
+    for (_, r), row in zip(missing.iterrows(), ["arcface", "softmax"], strict=True):
+        argv = shlex.split(r["command"])
+        assert argv[:5] == ["python", "-m", "fr.train", "--config", "configs/cpu/celeba_v2.yaml"]
+        sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+        assert argv[argv.index("--results") + 1] == str(tmp_path / "results")
+        assert config_hash(load_config(ROOT / argv[4], sets)) == config_hash(_cfg(row, r["seed"]))
+        assert r["run_id"] == run_id(_cfg(row, r["seed"]))
+
+
+def test_our_tables_show_mean_and_std_over_seeds_with_stand_ins_and_readable_params(toy):
+    (meta, df), = toy.our_tables()
+    assert list(df.columns) == ["Method", "head", "seeds", "LFW", "CFP-FP *", "AgeDB †", "Both (ours)",
+                                "Rank-1 (ours)"]
+    cos = df.set_index("Method").loc["CosFace"]
+    v = 100 * np.array(LFW["cosface"])
+    assert cos["LFW"] == f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" and cos["seeds"] == 4
+    assert cos["head"] == "cosface (s=30, m=0.35)"
+    assert cos["AgeDB †"] == "n/a"
+    both = 100 * (np.array(LFW["cosface"]) + np.array(CFP["cosface"])) / 2
+    assert cos["Both (ours)"] == f"{both.mean():.2f} ± {both.std(ddof=1):.2f}"
+    soft = df.set_index("Method").loc["Softmax"]
+    assert soft["seeds"] == 2 and soft["Rank-1 (ours)"] == "—"
+    assert "stand-in — CFP-FP itself" in meta["legend"] and "not available — no AgeDB here" in meta["legend"]
+    assert "{" not in df.to_string()  # parameters never as JSON
+
+
+def test_paper_tables_are_as_printed(toy):
+    (meta, df), = toy.paper_tables()
+    assert meta["source"] == "Table 1" and list(df.columns) == ["Method", "LFW", "CFP-FP", "AgeDB"]
+    assert df.iloc[0].tolist() == ["CosFace", 99.5, 95.0, "-"]
+
+
+def test_comparisons_pair_seeds_and_give_the_verdicts(toy):
+    comp = toy.comparisons().set_index(["claim", "metric"])
+    first = comp.loc[("arc_beats_cos", "lfw.accuracy")]
+    d = 100 * (np.array(LFW["arcface"][:3]) - np.array(LFW["cosface"][:3]))  # seed 3 of arcface is missing
+    expect = V.decide(d)
+    assert first["n"] == 3 and first["mean_diff"] == pytest.approx(d.mean(), abs=1e-9)
+    assert (first["ci_low"], first["ci_high"], first["mdd"]) == pytest.approx(
+        (expect.ci_low, expect.ci_high, expect.mdd))
+    assert first["verdict"] == V.CONFIRMED == expect.verdict
+    assert first["paper_diff"] == pytest.approx(0.1)
+    assert first["per_seed"].count("McNemar p=") == 3 and first["per_seed"].startswith("seed 0: +3.00")
+    assert comp.loc[("arc_beats_cos", "lfw_ident_lq.rank1"), "per_seed"] == "n/a"  # no per-probe results
+    assert comp.loc[("arc_beats_cos", "lfw_ident_lq.rank1"), "verdict"] == V.NOT_DISTINGUISHABLE  # all d = 0
+    # the same data read as "CosFace is below ArcFace": confirmed, with the differences' sign flipped
+    less = comp.loc[("cos_below_arc", "lfw.accuracy")]
+    assert less["verdict"] == V.CONFIRMED and less["mean_diff"] == pytest.approx(d.mean())
+    assert comp.loc[("softmax_vs_cos", "cfp_fp.accuracy"), "verdict"] == V.NOT_DISTINGUISHABLE
+    assert comp.loc[("softmax_vs_cos", "cfp_fp.accuracy"), ["runs", "n"]].tolist() == [2, 2]
+
+
+def test_verdicts_one_line_per_claim_from_the_first_metric(toy):
+    v = toy.verdicts().set_index("claim")
+    assert list(v.index) == ["arc_beats_cos", "cos_below_arc", "softmax_vs_cos", "softmax_rank1"]
+    assert v.loc["arc_beats_cos", "verdict"] == V.CONFIRMED and v.loc["arc_beats_cos", "central"]
+    assert v.loc["arc_beats_cos", "paper"] == "99.60 vs 99.50 LFW (%)"
+    assert v.loc["softmax_vs_cos", "ours"].startswith("not distinguishable at this scale")
+    assert "could have detected ≥" in v.loc["softmax_vs_cos", "ours"]
+    # runs recorded, but not the metric: not run, and the reason says so
+    assert v.loc["softmax_rank1", "verdict"] == V.NOT_RUN
+    assert v.loc["softmax_rank1", "ours"] == "not run: 2 paired runs recorded, 0 of them with a value of " \
+                                             "lfw_ident_lq.rank1"
+
+
+def test_claims_are_not_run_without_records(tmp_path):
+    ch = chapter.Chapter(parse_spec(copy.deepcopy(SPEC), "toy.yaml")).prepare("report",
+                                                                             results_root=tmp_path / "none")
+    assert set(ch.verdicts()["verdict"]) == {V.NOT_RUN}
+    assert len(ch.missing_runs()) == 11
+    assert all(t.iloc[:, 3:].isin(["—", "n/a"]).all().all() for _, t in ch.our_tables())
+
+
+def test_claims_index_covers_every_spec_and_links_its_chapter(tmp_path):
+    idx = chapter.claims_index(tmp_path / "empty")
+    assert "smaface" in set(idx["key"])
+    sma = idx[idx["key"] == "smaface"]
+    assert set(sma["link"]) == {"executed/03_smaface_ablation"} and set(sma["verdict"]) == {V.NOT_RUN}
+    page = claims_page(idx)
+    assert "[03_smaface_ablation](executed/03_smaface_ablation)" in page
+    assert page.count("\n| smaface |") == len(sma)
+    _, out = write_front_matter(tmp_path / "generated", tmp_path / "notebooks", results_root=tmp_path / "empty")
+    assert out.name == "claims.md" and out.read_text() == page
+
+
+def test_format_params_and_override_round_trip():
+    assert chapter.format_params({"s": 30.0, "m": 0.35, "star": True}) == "s=30, m=0.35, star=true"
+    assert chapter.format_params({}) == "defaults"
+    assert chapter.format_override("head.params", {"s": 30.0, "m": 0.4}) == "head.params={s: 30.0, m: 0.4}"
+    assert chapter.format_override("eval.suite", ["all"]) == "eval.suite=[all]"
+    assert chapter.format_override("head.name", "adaface") == "head.name=adaface"
+
+
+def test_full_mode_trains_only_the_missing_runs_on_the_given_data_root(toy, monkeypatch, tmp_path):
+    calls = []
+
+    def train(config, rows, seeds, *, results_root=None, progress=None):
+        (row, overrides), = rows.items()
+        calls.append((row, list(seeds), os.environ.get("FR_DATA")))
+        fabricate(results_root, load_config(config, {**overrides, "runtime.seed": seeds[0]}),
+                  {"lfw": 0.8, "cfp_fp": 0.6})  # what training records
+
+    monkeypatch.setattr("fr.report.run_grid", train)
+    monkeypatch.delenv("FR_DATA", raising=False)
+    toy.prepare("full", results_root=toy.results_root, data_root=tmp_path / "data")
+    assert calls == [("arcface", [3], str(tmp_path / "data")), ("softmax", [2], str(tmp_path / "data"))]
+    assert "FR_DATA" not in os.environ
+    assert toy.missing_runs().empty and len(toy.records()) == 11
+
+
+def test_modes_are_checked(toy):
+    with pytest.raises(ValueError, match="mode must be one of"):
+        toy.prepare("fast")
+
+
+# --- paper mode -------------------------------------------------------------------------------------------
+
+TINY = {"name": "paper_launch", "data": {"train": "synthetic", "synthetic_classes": 8, "synthetic_per_class": 4,
+                                         "batch_size": 8, "augment": {"p_flip": 0.0}},
+        "backbone": {"name": "iresnet_tiny", "params": {"input_size": 16, "embedding_size": 32}},
+        "head": {"name": "cosface", "params": {"s": 64.0, "m": 0.35}},
+        "optim": {"lr": 0.1}, "schedule": {"steps": 2, "milestones": [1.0]},
+        "runtime": {"device": "cpu", "channels_last": False, "threads": 1}}
+
+
+def _paper_spec(paper_config: Path) -> chapter.Chapter:
+    spec = copy.deepcopy(SPEC)
+    spec["grid"]["rows"] = {k: v for k, v in spec["grid"]["rows"].items() if k != "softmax"}
+    spec["our_tables"][0]["rows"] = ["cosface", "arcface"]
+    spec["claims"] = spec["claims"][:2]
+    spec.update(paper_config=str(paper_config), paper_overrides={"head.params.s": 64.0})
+    return chapter.Chapter(parse_spec(spec, "toy.yaml"))
+
+
+def test_paper_mode_dry_run_prints_the_plan_and_torchrun_commands(tmp_path, capsys):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    ch = _paper_spec(cfg).prepare("paper", seeds=2, gpus=4, results_root=tmp_path / "res", dry_run=True)
+    out = capsys.readouterr().out
+    assert "4 runs in the grid, 0 recorded, 4 to launch, each as torchrun with 4 process(es)" in out
+    assert "expected time: unknown (the size of training set 'synthetic' is not known here)" in out
+    cmds = [line for line in out.splitlines() if "torch.distributed.run" in line]
+    assert len(cmds) == 4 and all("--nproc_per_node=4" in c and "-m fr.train" in c for c in cmds)
+    assert all("head.params.s=64.0" in c and "--results" in c for c in cmds)
+    assert not (tmp_path / "res").exists()  # nothing launched
+    assert ch.paper_plan(4)["recorded"].sum() == 0
+
+
+def test_paper_mode_without_a_paper_config_says_so(toy):
+    with pytest.raises(ValueError, match="no paper_config"):
+        toy.prepare("paper", gpus=1, dry_run=True)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch.distributed with gloo is not available")
+def test_paper_mode_launches_each_run_under_torchrun_with_two_gloo_processes(tmp_path, monkeypatch, capsys):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    ch = _paper_spec(cfg).prepare("paper", seeds=1, gpus=2, results_root=tmp_path / "res")
+    out = capsys.readouterr().out
+    assert "2 to launch, each as torchrun with 2 process(es)" in out
+    plan = ch.paper_plan(2)
+    assert plan["recorded"].all()
+    for rid in plan["run_id"]:
+        env = json.loads((tmp_path / "res" / "runs" / rid / "env.json").read_text())
+        assert env["world_size"] == 2 and env["dist_backend"] == "gloo"
+        saved = yaml.safe_load((tmp_path / "res" / "runs" / rid / "config.yaml").read_text())
+        assert saved["head"]["params"]["s"] == 64.0
+    # a second prepare finds both recorded and launches nothing
+    ch.prepare("paper", seeds=1, gpus=2, results_root=tmp_path / "res")
+    assert "0 to launch" in capsys.readouterr().out
+
+
+# --- smoke mode -------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_smoke_mode_runs_every_row_and_reaches_every_verdict_path():
+    spec = copy.deepcopy(SPEC)
+    spec["grid"]["rows"].pop("softmax")
+    spec["our_tables"][0]["rows"] = ["cosface", "arcface"]
+    spec["claims"] = spec["claims"][:2]
+    ch = chapter.Chapter(parse_spec(spec, "toy.yaml")).prepare("smoke")
+    assert ch.recipe == chapter.SMOKE_CONFIG and ch.missing_runs().empty
+    rec = ch.records()
+    assert len(rec) == 4 and rec["lfw.accuracy"].notna().all() and rec["lfw_ident_lq.rank1"].notna().all()
+    comp = ch.comparisons()
+    assert comp.loc[comp["metric"] == "lfw.accuracy", "n"].eq(2).all()
+    assert "McNemar p=" in comp.loc[comp["metric"] == "lfw.accuracy", "per_seed"].iloc[0]
+    assert set(ch.verdicts()["verdict"]) <= set(V.VERDICTS) - {V.NOT_RUN}
+    (meta, table), = ch.our_tables()
+    assert "smoke run" in meta["title"] and (table["seeds"] == 2).all()
+    correct = correct_from_hex(json.loads((ch.results_root / "runs" / rec["run_id"].iloc[0] / "metrics.json")
+                                          .read_text())["metrics"]["lfw"]["correct_hex"], 20)
+    assert correct.size == 20
+
+
+@pytest.mark.slow
+def test_smaface_notebook_runs_in_smoke_mode_under_papermill(tmp_path):
+    pm = pytest.importorskip("papermill", reason="the book extra (papermill) is not installed")
+    nb = ROOT / "notebooks" / "03_smaface_ablation.ipynb"
+    out = tmp_path / nb.name
+    pm.execute_notebook(str(nb), str(out), parameters={"mode": "smoke"}, cwd=str(nb.parent), kernel_name="python3",
+                        progress_bar=False)
+    text = json.dumps(json.loads(out.read_text())["cells"])
+    assert '"output_type": "error"' not in text
+    assert "smoke run: synthetic data" in text and "Every run of the grid is recorded" in text
+    assert "McNemar p=" in text
+
+
+def test_smoke_overrides_keep_the_recipe_valid():
+    """Every smoke row is a valid config: the smoke recipe plus a row's overrides plus the smoke settings."""
+    ch = chapter.load("smaface")
+    ch._extra = {"name": "smoke_smaface", **chapter.SMOKE_OVERRIDES}
+    ch.recipe, ch._seeds = chapter.SMOKE_CONFIG, list(chapter.SMOKE_SEEDS)
+    plan = ch.plan()
+    assert len(plan) == 2 * len(ch.spec.grid.rows)
+    assert {p.config.data.train for p in plan} == {"synthetic"}
+    assert {p.config.eval.suite for p in plan} == {("all",)}
+    assert len({p.config_hash for p in plan}) == len(plan)
+
