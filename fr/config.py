@@ -73,6 +73,9 @@ class DataCfg:
                  ``batch_size / W``. A config therefore means the same optimisation on any number of ranks.
     num_classes: optional check: the training set must have exactly this many classes.
     synthetic_*: size of the synthetic set (``fr.data.synthetic_faces``), used when ``train == "synthetic"``.
+    label_noise: fraction in [0, 1) of the training labels replaced by a different class
+                 (``fr.data.add_label_noise``), the same images for every head trained with the same
+                 ``runtime.seed`` (the noisy-label setting SFace is designed for); 0 leaves the labels as they are.
     """
 
     train: str = "synthetic"
@@ -82,6 +85,7 @@ class DataCfg:
     synthetic_classes: int = 16
     synthetic_per_class: int = 8
     augment: AugmentCfg = field(default_factory=AugmentCfg)
+    label_noise: float = field(default=0.0, metadata=HASH_UNLESS_DEFAULT)
     num_workers: int = field(default=0, metadata=NOHASH)
 
 
@@ -520,6 +524,8 @@ def validate(cfg: ExperimentCfg, origin: Mapping[str, str] | None = None) -> Exp
     for p in ("p_flip", "p_lowres", "p_crop", "p_photo", "p_gray"):
         if not 0 <= getattr(d.augment, p) <= 1:
             raise err(f"data.augment.{p}", "must be a probability in [0, 1]")
+    if not 0 <= d.label_noise < 1:
+        raise err("data.label_noise", f"must be a fraction in [0, 1) of the training labels, got {d.label_noise}")
     if e.suite:  # the protocols of the final evaluation suite
         from .eval.suite import SUITE_PROTOCOLS
 

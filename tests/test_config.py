@@ -292,3 +292,16 @@ def test_eval_suite_names_known_protocols():
     assert cfg.eval.suite == ("all",) and cfg.eval.sets == ()
     with pytest.raises(ConfigError, match=r"eval.suite.*'lfw_allpair'.*did you mean 'lfw_allpairs'"):
         load_config("configs/cpu/celeba_v2.yaml", {"eval.suite": ["lfw", "lfw_allpair"]})
+
+
+def test_label_noise_enters_the_hash_only_when_set_and_is_a_fraction_below_one():
+    """``data.label_noise`` came after the first recorded runs: at 0 every older config keeps its hash."""
+    base = load_config("configs/cpu/celeba_v2.yaml")
+    assert base.data.label_noise == 0.0
+    assert "label_noise" not in to_dict(base, hashed_only=True)["data"]
+    assert config_hash(load_config("configs/cpu/celeba_v2.yaml", {"data.label_noise": 0.0})) == config_hash(base)
+    noisy = load_config("configs/cpu/celeba_v2.yaml", {"data.label_noise": 0.2})
+    assert config_hash(noisy) != config_hash(base)
+    for bad in (1.0, -0.1):
+        with pytest.raises(ConfigError, match=r"data.label_noise: must be a fraction in \[0, 1\).*got"):
+            load_config("configs/cpu/celeba_v2.yaml", {"data.label_noise": bad})

@@ -180,3 +180,18 @@ def test_ema_is_checkpointed_resumed_evaluated_and_exported(tmp_path, toy_bin):
     assert not torch.equal(exported["fc.weight"], ca["backbone"]["fc.weight"])  # the average, not the last step
     trainer = Trainer(cfg, run_dir=a.path)
     assert trainer.step == 4 and trainer.eval_model is trainer.ema.module  # what evaluate() runs
+
+
+def test_label_noise_corrupts_the_stated_fraction_the_same_way_for_every_head_of_a_seed():
+    """``data.label_noise`` replaces round(fraction * N) training labels by other classes, drawn from the run's
+    seed: two heads with the same seed train on the same corrupted labels, another seed corrupts others."""
+    clean = Trainer(tiny()).train_set
+    noisy = Trainer(tiny(**{"data.label_noise": 0.25})).train_set
+    changed = (noisy.labels != clean.labels).nonzero().flatten()
+    assert len(changed) == round(0.25 * len(clean)) == 16
+    assert noisy.images is not None and torch.equal(noisy.images, clean.images) and "label_noise" in noisy.source
+    other_head = Trainer(tiny(**{"data.label_noise": 0.25, "head.name": "cosface"})).train_set
+    assert torch.equal(other_head.labels, noisy.labels)
+    other_seed = Trainer(tiny(**{"data.label_noise": 0.25, "runtime.seed": 1})).train_set
+    assert not torch.equal((other_seed.labels != Trainer(tiny(**{"runtime.seed": 1})).train_set.labels),
+                           noisy.labels != clean.labels)

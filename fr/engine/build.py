@@ -1,5 +1,5 @@
 """The parts a run is built from, each from its section of the config: the process's runtime and seeds,
-the backbone and how it is wrapped for training, the head, the training augmentation.
+the training set, the backbone and how it is wrapped for training, the head, the training augmentation.
 
 ``backbone.name`` is a registered backbone (``fr.backbones.create_backbone``) or ``module:attribute``, any
 importable factory that returns a backbone with the same contract (for experiments and tests)."""
@@ -18,7 +18,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .. import dist as D
 from ..backbones import create_backbone
-from ..config import AugmentCfg, ConfigError, HeadCfg, RuntimeCfg
+from ..config import AugmentCfg, ConfigError, DataCfg, HeadCfg, RuntimeCfg
+from ..data import add_label_noise, load_training_set
 from ..data.transforms import TrainAugment
 from ..heads import HEADS, Head, create_head
 
@@ -59,6 +60,18 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2 ** 32)
+
+
+def build_train_set(data: DataCfg, *, size: int, seed: int, train_set=None):
+    """The training set ``data`` names at ``size`` pixels (or ``train_set``, a ready-made one), with
+    ``data.label_noise`` of its labels replaced by a different class, drawn from ``seed``: every head trained
+    with the same seed sees the same corrupted labels, so runs compared seed by seed stay paired."""
+    ds = train_set if train_set is not None else load_training_set(data, size=size, seed=seed)
+    if data.label_noise > 0:
+        ds, changed = add_label_noise(ds, data.label_noise, seed=seed)
+        log.info("data.label_noise=%g: %d of %d training labels replaced (seed %d)", data.label_noise,
+                 len(changed), len(ds), seed)
+    return ds
 
 
 def build_backbone(name: str, params: dict[str, Any]) -> nn.Module:

@@ -36,10 +36,9 @@ from tqdm.auto import tqdm
 
 from .. import dist as D
 from ..config import ConfigError, ExperimentCfg, config_hash, derive
-from ..data import load_training_set
 from ..data.transforms import to_input
-from .build import (build_augment, build_backbone, build_head, embedding_size, input_side, seed_all, setup_runtime,
-                    wrap_for_training)
+from .build import (build_augment, build_backbone, build_head, build_train_set, embedding_size, input_side, seed_all,
+                    setup_runtime, wrap_for_training)
 from .checkpoint import all_rng_states, gather_centres, load_centres, load_checkpoint, restore_rank_rng, save_checkpoint
 from .ema import ModelEma
 from .evaluation import VerificationSets, run_suite, verify
@@ -105,8 +104,7 @@ class Trainer:
         """The training set at the backbone's input size, the steps and learning rate derived from it, the
         resumable sampler of its batches and the seeded augmentation (None when inactive)."""
         d = self.cfg.data
-        self.train_set = train_set if train_set is not None else load_training_set(
-            d, size=self.input_side, seed=self.cfg.runtime.seed)
+        self.train_set = build_train_set(d, size=self.input_side, seed=self.cfg.runtime.seed, train_set=train_set)
         if d.num_classes is not None and d.num_classes != int(self.train_set.num_classes):
             raise ConfigError(f"data.num_classes={d.num_classes} but the training set "
                               f"{getattr(self.train_set, 'source', d.train)!r} has {self.train_set.num_classes} "
