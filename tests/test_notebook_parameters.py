@@ -56,9 +56,14 @@ def test_every_parameter_has_a_type_and_help(nb):
     tree = ast.parse(_parameters_source(nb))
     declared = {}
     for stmt in tree.body:
+        if isinstance(stmt, ast.ImportFrom) and stmt.module == "typing":
+            continue  # `from typing import Optional` for the annotations
         assert isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None, \
             f"{nb.name}: line {stmt.lineno} of the parameters cell is not `name: type = literal  # help`"
-        declared[stmt.target.id] = (ast.unparse(stmt.annotation), ast.literal_eval(stmt.value))
+        ann = stmt.annotation
+        # a quoted annotation ("Optional[int]") is how papermill's pattern reads an optional type
+        text = ann.value if isinstance(ann, ast.Constant) and isinstance(ann.value, str) else ast.unparse(ann)
+        declared[stmt.target.id] = (text, ast.literal_eval(stmt.value))
     assert declared, f"{nb.name}: the parameters cell declares nothing"
     inspected = pm.inspect_notebook(str(nb))
     assert set(inspected) == set(declared), \

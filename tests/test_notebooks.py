@@ -23,14 +23,14 @@ def test_notebook_executes_in_report_mode(nb, tmp_path):
 
 
 def test_results_notebook_says_when_nothing_is_recorded(tmp_path, monkeypatch):
-    """On a clone without recorded runs the report notebook explains how to make them instead of failing."""
+    """On a clone without recorded runs a chapter explains how to make them (the exact commands) instead of failing."""
     pm = pytest.importorskip("papermill", reason="the book extra (papermill) is not installed")
     monkeypatch.setenv("FR_RESULTS", str(tmp_path / "empty_results"))
-    nb = ROOT / "notebooks" / "02_cpu_baselines.ipynb"
+    nb = ROOT / "notebooks" / "01_baselines.ipynb"
     out = tmp_path / nb.name
     pm.execute_notebook(str(nb), str(out), cwd=str(nb.parent), kernel_name="python3", progress_bar=False)
     text = json.dumps(json.loads(out.read_text())["cells"])
-    assert "No recorded runs" in text
+    assert "python -m fr.train --config configs/cpu/celeba_v2.yaml" in text
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
