@@ -47,6 +47,7 @@ from . import verdict as V
 from .config import ExperimentCfg, config_hash, load_config
 from .papers import PaperSpec, load_spec, spec_keys
 from .paths import repo_root
+from .report import format_params as _format_params
 from .results import load_runs, run_id
 
 __all__ = ["MODES", "SMOKE_CONFIG", "SMOKE_SEEDS", "Chapter", "RunPlan", "load", "claims_index", "format_params",
@@ -66,17 +67,10 @@ TRAIN_SET_IMAGES = {"webface4m": 4_235_242, "ms1mv2": 5_822_653, "ms1mv3": 5_179
 
 # --- formatting ------------------------------------------------------------------------------------------------
 
-def _fmt_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return str(v).lower()
-    return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def format_params(params: Mapping[str, Any] | None) -> str:
-    """Head parameters for a reader: ``{"s": 30.0, "m": 0.35}`` -> ``"s=30, m=0.35"`` (never JSON)."""
-    if not params:
-        return "defaults"
-    return ", ".join(f"{k}={_fmt_value(v)}" for k, v in params.items())
+def format_params(params: Mapping[str, Any] | None, head: str | None = None) -> str:
+    """Head parameters for a reader (:func:`fr.report.format_params`, ``"s=30, m=0.35"``); ``"defaults"`` when
+    none are set."""
+    return _format_params(params or {}, head) or "defaults"
 
 
 def format_override(key: str, value: Any) -> str:
@@ -366,7 +360,7 @@ class Chapter:
                 grow = self.spec.grid.rows[rid]
                 params = grow.overrides.get("head.params") or {}
                 head = grow.overrides.get("head.name", "")
-                row = {"Method": self._label(grow.label), "head": f"{head} ({format_params(params)})",
+                row = {"Method": self._label(grow.label), "head": f"{head} ({format_params(params, head)})",
                        "seeds": 0}
                 n_max = 0
                 for c in t.columns:
