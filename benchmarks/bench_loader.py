@@ -16,7 +16,8 @@ backbone's normalised float input (``fr.data.transforms.to_input``). Variants:
 Augmentation: the CPU recipe's (``configs/cpu/celeba_v2.yaml``: flip and grayscale at 0.5), or with
 ``--augment adaface`` AdaFace's mix as well (crop, low resolution, photometric at 0.2). The variants are
 timed in interleaved rounds (the order reversed every round) so a background load hits them alike; the load
-average is recorded. Output: ``results/bench/loader.csv`` (``loader_quick.csv`` with ``--quick``).
+average is recorded. Output: ``results/bench/loader.csv`` (``loader_adaface.csv`` with ``--augment adaface``;
+``_quick`` added with ``--quick``).
 
     python benchmarks/bench_loader.py                  # 3 rounds of 8 batches of 128 per variant
     python benchmarks/bench_loader.py --quick          # 2 rounds of 2 batches: a smoke test
@@ -193,11 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one worker's share)")
     p.add_argument("--quick", action="store_true", help="few batches: checks that the script runs")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, help="CSV path (default results/bench/loader[_quick].csv)")
+    p.add_argument("--out", type=Path, help="CSV path (default results/bench/loader[_adaface][_quick].csv)")
     args = p.parse_args(argv)
     args.batches = args.batches or (2 if args.quick else 8)
     args.rounds = args.rounds or (2 if args.quick else 3)
-    out = args.out or results_root() / "bench" / ("loader_quick.csv" if args.quick else "loader.csv")
+    stem = "loader" if args.augment == "recipe" else f"loader_{args.augment}"
+    out = args.out or results_root() / "bench" / (f"{stem}_quick.csv" if args.quick else f"{stem}.csv")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.set_num_threads(args.threads)
     runs, info = pipelines(args, device)
