@@ -369,13 +369,14 @@ class TrainAugment:
 
         idx = torch.nonzero(d.do_photo).flatten().to(dev)
         if len(idx):
-            factors, order = d.factors.to(dev), d.order.to(dev)
+            factors = d.factors.to(dev)
             sub = out[idx]
             for slot in range(3):
                 for op in range(3):
-                    sel = order[:, slot] == op
+                    sel = d.order[:, slot] == op  # decided on the CPU: no wait for the device
                     if not bool(sel.any()):
                         continue
+                    sel = sel.to(dev)
                     img, f = sub[sel], factors[sel, op].view(-1, 1, 1, 1)
                     if op == 0:
                         img = img * f
