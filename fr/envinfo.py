@@ -93,19 +93,19 @@ def collect_env(device: Any = None) -> dict[str, Any]:
     return env
 
 
-def cpu_info() -> dict[str, Any]:
+def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
     """This CPU's model, clock, physical cores, widest vector ISA and nominal FP32 peak, for benchmark records.
 
     The peak is ``cores x clock x FP32 FLOPs per cycle per core``, assuming two FMA units per core (AVX-512:
     2 x 16 lanes x 2 = 64; AVX2 with FMA: 2 x 8 x 2 = 32; AVX without FMA: one 8-lane add and one 8-lane
     multiply, 16; SSE: 8). The clock is the ``cpu MHz`` of ``/proc/cpuinfo`` (a virtual machine reports the
     nominal one), so the peak is nominal: turbo and throttling move the true one either way. Fields the
-    system does not report are ``None``."""
+    system does not report are ``None``. ``cpuinfo``: the text to read instead of ``/proc/cpuinfo``."""
     info: dict[str, Any] = {"cpu": platform.processor() or platform.machine(), "mhz": None,
                             "cores": os.cpu_count(), "isa": None, "fp32_flops_per_cycle": None,
                             "peak_fp32_gflops": None}
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
     except OSError:
         return info
     fields: dict[str, str] = {}
