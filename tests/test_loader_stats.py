@@ -151,3 +151,21 @@ def test_a_seed_gives_the_images_it_always_gave(kw, digest):
     aug = TrainAugment(seed=7, **kw)
     outs = [aug(x) for _ in range(3)]
     assert hashlib.sha256(b"".join(o.numpy().tobytes() for o in outs)).hexdigest()[:16] == digest
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_bench_loader_quick_runs(tmp_path):
+    import csv
+
+    from fr.data.locate import find_train_set
+
+    try:
+        find_train_set("celeba_train")
+    except FileNotFoundError:
+        pytest.skip("CelebA training set not under the data root (set FR_DATA=/work/shared/datasets)")
+    out = tmp_path / "loader.csv"
+    assert _bench().main(["--quick", "--batch", "32", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert [r["variant"] for r in rows] == ["reference", "rec", "cache"]
+    assert float(rows[0]["ratio"]) == 1.0 and all(float(r["img_per_s_per_worker"]) > 0 for r in rows)
