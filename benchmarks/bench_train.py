@@ -29,7 +29,9 @@ information and the load average before and after go into ``results/bench/train_
 (``results/bench/train.csv`` is an earlier record of the IResNet-18 configuration on an AVX-512 machine.)
 
 Compilation is measured with an empty inductor cache (a private ``TORCHINDUCTOR_CACHE_DIR``), what a first
-run on a machine pays; ``--warm-cache`` keeps the user's cache.
+run on a machine pays; ``--warm-cache`` keeps the user's cache. Within one run the compiled variants share
+that cache, so the second one (``compile_autotune`` after ``compile``) reuses kernels the first compiled: its
+time to the first step is a lower bound (run ``--variants compile_autotune`` alone for its cold cost).
 
 GPU mode (``--gpu``, needs CUDA): IResNet-50, batch 512, bf16 autocast, ``reference`` against ``ours``
 (channels_last, ``--compile`` for torch.compile); records images/s and the share of the GPU's dense bf16
