@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_eval.py
 	$(PY) benchmarks/bench_eval_suite.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_loader.py
 
 clean:
 	rm -rf _build book/executed book/heads book/generated

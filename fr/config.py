@@ -192,6 +192,14 @@ class RuntimeCfg:
             ``growth_interval=100``); ignored on the CPU except ``"bf16"``.
     threads: ``torch.set_num_threads`` (``None``: leave as is).
     ckpt_every_steps: checkpoint cadence (0: only when stopping and at the end).
+    compile: ``torch.compile`` the backbone (mode ``default``). Off by default: it pays only when the steps
+            it saves outweigh the compilation. On the CPU recipe (246 steps of 128 images at 56 px, 2 AVX2
+            cores), at a load average near 2, compilation took 65 s (empty inductor cache) and a step went
+            from 1.68 s to 1.37 s in the least loaded round: about 76 s saved over the run against 65 s
+            spent, a wash; at a load average near 12 compilation took 580 s and the compiled step was no
+            faster (``results/bench/train_cpu*.csv``, ``benchmarks/bench_train.py``). Compiled steps also
+            round differently from the eager steps the recorded runs took. On a GPU, IResNet-50 ran 1.39x
+            faster compiled (``results/bench/train_gpu_compile.csv``): long runs there should turn it on.
     """
 
     seed: int = 0

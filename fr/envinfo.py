@@ -91,3 +91,45 @@ def collect_env(device: Any = None) -> dict[str, Any]:
         env["gpu"] = torch.cuda.get_device_name()
         env["gpu_count"] = torch.cuda.device_count()
     return env
+
+
+def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
+    """This CPU's model, clock, physical cores, widest vector ISA and nominal FP32 peak, for benchmark records.
+
+    The peak is ``cores x clock x FP32 FLOPs per cycle per core``, assuming two FMA units per core (AVX-512:
+    2 x 16 lanes x 2 = 64; AVX2 with FMA: 2 x 8 x 2 = 32; AVX without FMA: one 8-lane add and one 8-lane
+    multiply, 16; SSE: 8). The clock is the ``cpu MHz`` of ``/proc/cpuinfo`` (a virtual machine reports the
+    nominal one), so the peak is nominal: turbo and throttling move the true one either way. Fields the
+    system does not report are ``None``. ``cpuinfo``: the text to read instead of ``/proc/cpuinfo``."""
+    info: dict[str, Any] = {"cpu": platform.processor() or platform.machine(), "mhz": None,
+                            "cores": os.cpu_count(), "isa": None, "fp32_flops_per_cycle": None,
+                            "peak_fp32_gflops": None}
+    try:
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
+    except OSError:
+        return info
+    fields: dict[str, str] = {}
+    for line in text.splitlines():  # the first processor's block is enough: the cores are alike
+        if not line.strip():
+            break
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    flags = set(fields.get("flags", "").split())
+    info["cpu"] = fields.get("model name", info["cpu"])
+    if fields.get("cpu MHz"):
+        info["mhz"] = float(fields["cpu MHz"])
+    if fields.get("cpu cores") and fields.get("siblings") and info["cores"]:  # physical cores, not SMT threads
+        info["cores"] = info["cores"] * int(fields["cpu cores"]) // int(fields["siblings"])
+    if "avx512f" in flags:
+        info["isa"], info["fp32_flops_per_cycle"] = "avx512", 64
+    elif "avx2" in flags and "fma" in flags:
+        info["isa"], info["fp32_flops_per_cycle"] = "avx2+fma", 32
+    elif "avx" in flags:
+        info["isa"], info["fp32_flops_per_cycle"] = "avx", 16
+    elif "sse2" in flags:
+        info["isa"], info["fp32_flops_per_cycle"] = "sse2", 8
+    if "avx512_bf16" in flags or "amx_bf16" in flags:
+        info["isa"] += "+bf16"
+    if info["mhz"] and info["fp32_flops_per_cycle"] and info["cores"]:
+        info["peak_fp32_gflops"] = round(info["cores"] * info["mhz"] / 1e3 * info["fp32_flops_per_cycle"], 1)
+    return info

@@ -344,8 +344,13 @@ def test_bench_peak_table_and_defaults():
     assert b.peak_tflops("Some GPU", None) is None
     assert b.peak_tflops("Some GPU", 123.0) == 123.0
     args = b.parse([])
-    assert (args.backbone, args.size, args.batch) == ("iresnet18", 112, 64)
-    assert args.out.name == "train.csv"
+    assert args.configs == ["iresnet18", "recipe"] and args.variants == list(b.CPU_VARIANTS)
+    assert args.out.name == "train_cpu.csv"  # train.csv is the AVX-512 machine's record, kept as it is
+    recipe = b.cpu_configs(["recipe"], None)[0]  # read from configs/cpu/celeba_v2.yaml
+    assert (recipe["backbone"], recipe["params"]["input_size"], recipe["batch"], recipe["classes"]) == \
+        ("iresnet_small", 56, 128, 238)
+    with pytest.raises(SystemExit):
+        b.parse(["--variants", "eager,turbo"])
     args = b.parse(["--gpu"])
     assert (args.backbone, args.batch) == ("iresnet50", 512) and args.out.name == "train_gpu.csv"
 
@@ -355,9 +360,11 @@ def test_bench_train_quick_runs(tmp_path):
     import csv
     b = _bench()
     out = tmp_path / "train.csv"
-    assert b.main(["--quick", "--backbone", "iresnet_tiny", "--batch", "4", "--out", str(out)]) == 0
+    assert b.main(["--quick", "--backbone", "iresnet_tiny", "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out)))
-    assert [r["variant"] for r in rows] == ["reference", "ours", "ours_bf16"]
-    assert [r["precision"] for r in rows] == ["fp32", "fp32", "bf16-autocast"]
+    assert [r["variant"] for r in rows] == ["reference", "eager", "eager_nchw", "bf16"]
+    assert [r["precision"] for r in rows] == ["fp32", "fp32", "fp32", "bf16-autocast"]
+    assert [r["channels_last"] for r in rows] == ["False", "True", "False", "True"]
     assert all(r["losses_agree"] == "True" for r in rows)
     assert float(rows[0]["ratio"]) == 1.0 and float(rows[1]["img_per_s"]) > 0
+    assert all(float(r["first_step_s"]) > 0 and 0 < float(r["share_of_peak"]) < 1 for r in rows)

@@ -268,3 +268,19 @@ def test_unreadable_cache_is_rebuilt(tmp_path):
         again = load_train_set(tmp_path / "set", cache_root=tmp_path / "cache", progress=False)
     assert torch.equal(again.images, first.images)
     assert load_train_set(tmp_path / "set", cache_root=tmp_path / "cache", progress=False).sha256 == first.sha256
+
+
+def test_record_dataset_reads_whole_batches_as_item_by_item(tmp_path):
+    """RecordDataset.__getitems__ (one decode buffer, one resize) gives the images and labels of ds[i] one by
+    one, and batch_loader serves batches through it."""
+    from fr.engine.sampler import batch_loader
+
+    make_set(tmp_path / "set")
+    for size in (None, 8):
+        lazy = RecordDataset(tmp_path / "set", size=size)
+        idx = [4, 0, 8, 3]
+        images, labels = lazy.__getitems__(idx)
+        assert torch.equal(images, torch.stack([lazy[i][0] for i in idx]))
+        assert labels.dtype == torch.long and labels.tolist() == [lazy[i][1] for i in idx]
+        (served, served_labels), = list(batch_loader(lazy, [idx], num_workers=0, seed=0, pin_memory=False))
+        assert torch.equal(served, images) and torch.equal(served_labels, labels)

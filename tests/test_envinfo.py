@@ -50,3 +50,20 @@ def test_a_changed_tracked_file_marks_the_version_dirty(tmp_path, monkeypatch):
     assert code_version(tmp_path) == clean
     (tmp_path / "f.txt").write_text("b")
     assert code_version(tmp_path) == clean + "-dirty"
+
+
+def test_cpu_info_reads_clock_cores_and_vector_width():
+    from fr.envinfo import cpu_info
+
+    def text(flags, cores=2, siblings=2):
+        block = (f"processor\t: 0\nmodel name\t: Some CPU\ncpu MHz\t\t: 2500.000\nsiblings\t: {siblings}\n"
+                 f"cpu cores\t: {cores}\nflags\t\t: {flags}\n\n")
+        return block + block.replace("processor\t: 0", "processor\t: 1")
+
+    avx2 = cpu_info(text("fpu sse2 avx fma avx2"))
+    assert avx2["cpu"] == "Some CPU" and avx2["mhz"] == 2500.0 and avx2["isa"] == "avx2+fma"
+    cores = avx2["cores"]  # os.cpu_count(): every logical CPU is a core when siblings == cpu cores
+    assert avx2["peak_fp32_gflops"] == round(cores * 2.5 * 32, 1)
+    smt = cpu_info(text("sse2 avx fma avx2 avx512f avx512_bf16", cores=1, siblings=2))
+    assert smt["isa"] == "avx512+bf16" and smt["fp32_flops_per_cycle"] == 64 and smt["cores"] == cores // 2
+    assert cpu_info(text("sse2 avx"))["fp32_flops_per_cycle"] == 16

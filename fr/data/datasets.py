@@ -173,6 +173,24 @@ class RecordDataset(Dataset):
             img = resize(img, self.size)
         return img, label
 
+    def __getitems__(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
+        """A whole batch: ``(uint8 (B, 3, H, W), labels (B,))``, the same images as ``ds[i]`` one by one. Each
+        JPEG is decoded (with Pillow) into one buffer laid out in numpy, then the batch is resized in one call
+        instead of image by image."""
+        idx = list(indices)
+        h, w = self.property_size
+        native = np.empty((len(idx), 3, h, w), dtype=np.uint8)
+        labels = torch.empty(len(idx), dtype=torch.long)
+        for j, i in enumerate(idx):
+            arr, labels[j] = self.read(i)
+            if arr.shape[:2] != (h, w):  # mixed sizes: resize image by image, as __getitem__ does
+                return (torch.stack([self[i][0] for i in idx]), torch.tensor([self[i][1] for i in idx]))
+            native[j] = arr.transpose(2, 0, 1)
+        images = torch.from_numpy(native)
+        if self.size is not None:
+            images = resize(images, self.size)
+        return images, labels
+
     def read_labels(self) -> list[int]:
         """Every image's class id (reads each record; cached)."""
         if self._labels is None:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["to_input", "hflip", "resize", "gaussian_blur", "LowQuality", "TrainAugment"]
+__all__ = ["to_input", "hflip", "resize", "gaussian_blur", "LowQuality", "TrainAugment", "AugmentDraws"]
 
 
 def _as_batch(x: torch.Tensor, name: str = "batch") -> tuple[torch.Tensor, bool]:
@@ -199,6 +199,26 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     return (x * w).sum(1, keepdim=True)
 
 
+@dataclass(frozen=True)
+class AugmentDraws:
+    """The random part of one :class:`TrainAugment` call, for a batch of ``B`` images (CPU tensors).
+
+    ``do_*``: bool ``(B,)`` decisions; ``boxes``: long ``(n_crop, 4)`` crop windows ``(top, left, h, w)`` of the
+    images with ``do_crop``, in batch order; ``lowres``: ``(ratio, down mode, up mode)`` per image with
+    ``do_low`` (mode indices into ``TrainAugment.LOWRES_MODES``); ``factors``: ``(n_photo, 3)`` brightness,
+    contrast and saturation factors and ``order``: ``(n_photo, 3)`` the order of the three operations."""
+
+    do_crop: torch.Tensor
+    do_low: torch.Tensor
+    do_photo: torch.Tensor
+    do_flip: torch.Tensor
+    do_gray: torch.Tensor
+    boxes: torch.Tensor
+    lowres: list
+    factors: torch.Tensor
+    order: torch.Tensor
+
+
 class TrainAugment:
     """AdaFace's training augmentation on uint8 RGB batches, reproducible with a seed.
 
@@ -286,48 +306,77 @@ class TrainAugment:
             w, h = width, height
         return (height - h) // 2, (width - w) // 2, h, w
 
+    def draw(self, batch_size: int, height: int, width: int, g: torch.Generator) -> AugmentDraws:
+        """Every random decision and parameter for a batch of ``batch_size`` images, drawn from ``g`` in the
+        one fixed order the augmentation has always used (so a seed gives the same images as ever): the four
+        decisions per image, the crop windows (image by image), the low-resolution ratio and modes (image by
+        image), the photometric factors and orders, then the grayscale decisions."""
+        u = self._rand(g, batch_size, 4)
+        do_crop, do_low, do_photo, do_flip = (u[:, 0] < self.p_crop, u[:, 1] < self.p_lowres,
+                                              u[:, 2] < self.p_photo, u[:, 3] < self.p_flip)
+        n_crop, n_low, n_photo = int(do_crop.sum()), int(do_low.sum()), int(do_photo.sum())
+        boxes = torch.tensor([self.crop_params(height, width, g) for _ in range(n_crop)],
+                             dtype=torch.long).view(n_crop, 4)
+        lowres = []
+        for _ in range(n_low):
+            ratio = self._uniform(g, *self.LOWRES_RANGE)
+            down = self._randint(g, 0, len(self.LOWRES_MODES))
+            up = self._randint(g, 0, len(self.LOWRES_MODES))
+            lowres.append((ratio, down, up))
+        factors = 1.0 + self.JITTER * (2 * self._rand(g, n_photo, 3) - 1)  # brightness, contrast, saturation
+        order = torch.argsort(self._rand(g, n_photo, 3), dim=1)  # a random permutation of the three per image
+        do_gray = self._rand(g, batch_size) < self.p_gray if self.p_gray > 0 else torch.zeros(batch_size, dtype=torch.bool)
+        return AugmentDraws(do_crop, do_low, do_photo, do_flip, do_gray, boxes, lowres, factors, order)
+
     def __call__(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Augment a uint8 batch on its own device (the random draws are made on the CPU from the generator,
+        so the same seed gives the same decisions on any device)."""
         x, single = _as_batch(batch)
         if x.dtype != torch.uint8:
             raise TypeError(f"TrainAugment expects uint8 images, got {x.dtype}")
         g = self.generator if generator is None else generator
-        b, _, height, width = x.shape
-        # one draw per decision per image, in a fixed order, so that a seed fixes everything
-        u = self._rand(g, b, 4)
-        do_crop, do_low, do_photo, do_flip = (u[:, 0] < self.p_crop, u[:, 1] < self.p_lowres,
-                                              u[:, 2] < self.p_photo, u[:, 3] < self.p_flip)
-        if self.p_gray == 0 and not bool((do_crop | do_low | do_photo | do_flip).any()):
+        d = self.draw(x.shape[0], x.shape[2], x.shape[3], g)
+        if not bool((d.do_crop | d.do_low | d.do_photo | d.do_flip | d.do_gray).any()):
             return batch.clone()
+        out = self.apply(x, d)
+        return out[0] if single else out
+
+    def apply(self, x: torch.Tensor, d: AugmentDraws) -> torch.Tensor:
+        """The augmentation of the uint8 batch ``x`` with the draws ``d`` (see :meth:`draw`), on ``x``'s device."""
+        dev = x.device
+        _, _, height, width = x.shape
         out = x.float()
 
-        crop_idx = torch.nonzero(do_crop).flatten()
+        crop_idx = torch.nonzero(d.do_crop).flatten().to(dev)
         if len(crop_idx):  # keep a random window in place, zero elsewhere
-            boxes = torch.tensor([self.crop_params(height, width, g) for _ in range(len(crop_idx))])
-            rows, cols = torch.arange(height).view(1, -1), torch.arange(width).view(1, -1)
+            boxes = d.boxes.to(dev)
+            rows = torch.arange(height, device=dev).view(1, -1)
+            cols = torch.arange(width, device=dev).view(1, -1)
             in_rows = (rows >= boxes[:, :1]) & (rows < boxes[:, :1] + boxes[:, 2:3])  # (n, H)
             in_cols = (cols >= boxes[:, 1:2]) & (cols < boxes[:, 1:2] + boxes[:, 3:4])  # (n, W)
             mask = (in_rows[:, :, None] & in_cols[:, None, :]).unsqueeze(1)
             out[crop_idx] = out[crop_idx] * mask
 
-        for i in torch.nonzero(do_low).flatten().tolist():
-            ratio = self._uniform(g, *self.LOWRES_RANGE)
+        # low resolution: the images that share (size, down mode, up mode) are resized in one call
+        groups: dict[tuple, list[int]] = {}
+        for i, (ratio, down, up) in zip(torch.nonzero(d.do_low).flatten().tolist(), d.lowres, strict=True):
             small = max(1, int(ratio * height)), max(1, int(ratio * width))
-            down = self.LOWRES_MODES[self._randint(g, 0, len(self.LOWRES_MODES))]
-            up = self.LOWRES_MODES[self._randint(g, 0, len(self.LOWRES_MODES))]
-            img = resize(out[i:i + 1], small, mode=down).clamp_(0, 255)
-            out[i:i + 1] = resize(img, (height, width), mode=up).clamp_(0, 255)
+            groups.setdefault((small, down, up), []).append(i)
+        for (small, down, up), members in groups.items():
+            idx = torch.tensor(members, device=dev)
+            img = resize(out[idx], small, mode=self.LOWRES_MODES[down]).clamp_(0, 255)
+            out[idx] = resize(img, (height, width), mode=self.LOWRES_MODES[up]).clamp_(0, 255)
 
-        idx = torch.nonzero(do_photo).flatten()
+        idx = torch.nonzero(d.do_photo).flatten().to(dev)
         if len(idx):
-            n = len(idx)
-            factors = 1.0 + self.JITTER * (2 * self._rand(g, n, 3) - 1)  # brightness, contrast, saturation
-            order = torch.argsort(self._rand(g, n, 3), dim=1)  # a random permutation of the three per image
+            factors = d.factors.to(dev)
             sub = out[idx]
             for slot in range(3):
                 for op in range(3):
-                    sel = order[:, slot] == op
+                    sel = d.order[:, slot] == op  # decided on the CPU: no wait for the device
                     if not bool(sel.any()):
                         continue
+                    sel = sel.to(dev)
                     img, f = sub[sel], factors[sel, op].view(-1, 1, 1, 1)
                     if op == 0:
                         img = img * f
@@ -339,11 +388,11 @@ class TrainAugment:
                     sub[sel] = img.clamp_(0, 255)
             out[idx] = sub
 
-        do_gray = self._rand(g, b) < self.p_gray if self.p_gray > 0 else torch.zeros(b, dtype=torch.bool)
-        if bool(do_gray.any()):
+        do_gray = d.do_gray.to(dev)
+        if bool(d.do_gray.any()):
             out[do_gray] = _gray(out[do_gray]).expand(-1, 3, -1, -1)
 
-        if bool(do_flip.any()):
+        do_flip = d.do_flip.to(dev)
+        if bool(d.do_flip.any()):
             out[do_flip] = out[do_flip].flip(-1)
-        out = out.round_().clamp_(0, 255).to(torch.uint8)
-        return out[0] if single else out
+        return out.round_().clamp_(0, 255).to(torch.uint8)

@@ -81,8 +81,8 @@ class EpochBatchSampler:
 
 
 class _BatchView(Dataset):
-    """Serves whole batches of a tensor dataset by fancy indexing (``__getitems__``), and anything with
-    ``__getitem__ -> (image, label)`` item by item."""
+    """Serves whole batches of a tensor dataset by fancy indexing (``__getitems__``), of a dataset with its own
+    ``__getitems__`` through it, and of anything with ``__getitem__ -> (image, label)`` item by item."""
 
     def __init__(self, ds):
         self.ds = ds
@@ -99,6 +99,8 @@ class _BatchView(Dataset):
         if self.images is not None and self.labels is not None:
             t = torch.as_tensor(idx, dtype=torch.long)
             return self.images[t], self.labels[t].long()
+        if hasattr(self.ds, "__getitems__"):  # a dataset that reads whole batches (RecordDataset)
+            return self.ds.__getitems__(idx)
         items = [self.ds[i] for i in idx]
         return torch.stack([x for x, _ in items]), torch.as_tensor([int(y) for _, y in items], dtype=torch.long)
 

@@ -15,7 +15,7 @@ rank, so ``W`` processes follow the trajectory of one process on the same global
 are per rank (as in insightface and AdaFace); the equivalence holds exactly for networks without batch
 statistics, or for BN with the per-rank batch.
 
-Per step: uint8 batch -> ``TrainAugment`` (seeded by ``(seed, step, rank)``) -> ``to_input`` on the device ->
+Per step: uint8 batch to the device -> ``TrainAugment`` there (draws seeded by ``(seed, step, rank)``) -> ``to_input`` ->
 autocast forward -> finite-loss check -> backward (GradScaler for fp16) -> clip backbone grad norm ->
 SGD step -> LR schedule step -> EMA update. The finite-loss check is the loop's one device sync per step;
 the step's statistics stay tensors and become floats only on logged steps.
@@ -250,12 +250,14 @@ class Trainer:
         return stats
 
     def _device_batch(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augment the uint8 batch (seeded by ``(seed, step, rank)``), then the backbone's input on the device."""
+        """The uint8 batch to the device (from pinned memory, without waiting, when it is a GPU), augmented
+        there (its random draws seeded by ``(seed, step, rank)`` on the CPU), then the backbone's input."""
+        images = images.to(self.device, non_blocking=True)
         if self.augment is not None:
             g = torch.Generator().manual_seed((self.cfg.runtime.seed * 1_000_003 + self.step * 7919 + self.rank)
                                               % 2 ** 63)
             images = self.augment(images, generator=g)
-        x = to_input(images.to(self.device, non_blocking=True), self.spec)
+        x = to_input(images, self.spec)
         return x.contiguous(memory_format=self.memory_format), labels.to(self.device, non_blocking=True)
 
     def _autocast(self):
