@@ -362,3 +362,23 @@ def ratio_figure(panels: list[tuple[str, pd.Series, float]]) -> Figure:
         ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def first_step_figure(table: pd.DataFrame) -> Figure:
+    """Time to the first step (compilation, for the compiled variants) beside the steady-state seconds per step,
+    per (file, variant) of :func:`train_table`, on a log scale."""
+    if table.empty:
+        raise ValueError("first_step_figure: the training table is empty")
+    labels = (table["file"] + ": " + table["variant"]).tolist()
+    y = range(len(labels))
+    fig = Figure(figsize=(7, 0.36 * len(labels) + 1.4))
+    ax = fig.subplots()
+    ax.barh([i - 0.2 for i in y], table["first_step_s"], height=0.4, color="0.6", label="time to the first step")
+    ax.barh([i + 0.2 for i in y], table["s_per_step"], height=0.4, color="C0", label="steady state, per step")
+    ax.set_yticks(list(y), labels)
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds (log scale)")
+    ax.invert_yaxis()
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig

@@ -121,3 +121,13 @@ def test_summary_and_figure():
     assert len(bars) == 2 and bars[0].get_facecolor() != bars[1].get_facecolor()
     with pytest.raises(ValueError):
         bench.ratio_figure([])
+
+
+def test_first_step_figure_draws_both_times_per_variant():
+    frames = {n: bench.read(BENCH, n) for n in ("train_cpu_compile",)}
+    t = bench.train_table(frames)
+    fig = bench.first_step_figure(t)
+    widths = sorted(p.get_width() for p in fig.axes[0].patches)
+    assert widths == sorted([*t["first_step_s"], *t["s_per_step"]])
+    with pytest.raises(ValueError, match="empty"):
+        bench.first_step_figure(t.iloc[:0])
