@@ -191,9 +191,10 @@ def train_lines(frames: Mapping[str, pd.DataFrame], goal: float = TRAIN_GOAL) ->
             continue
         slow = b.s_per_step / fp32["s_per_step"].iloc[0]
         why = ("this CPU has native bf16 (AVX512-BF16 or AMX)" if native else
-               f"this CPU (`{b.isa}`) has no native bf16 (neither AVX512-BF16 nor AMX), so bf16 matrix products "
-               "are converted and computed at fp32 speed or worse")
-        lines.append(f"- bf16 autocast (`{b.file}.csv`): {b.s_per_step:.1f} s/step against {fp32['s_per_step'].iloc[0]:.1f} "
+               f"this CPU (`{b.isa}`) has no native bf16 (neither AVX512-BF16 nor AMX): its bf16 kernels have no "
+               "hardware path and every autocast operation pays conversions")
+        fp32_s = fp32["s_per_step"].iloc[0]
+        lines.append(f"- bf16 autocast (`{b.file}.csv`): {b.s_per_step:.1f} s/step against {fp32_s:.1f} "
                      f"for the same step in fp32, **{slow:.1f}x {'slower' if slow > 1 else 'faster'}**: {why}.")
     for name, df in frames.items():
         lines.append("- " + contention_line(name, df))
@@ -233,7 +234,8 @@ def loader_lines(frames: Mapping[str, pd.DataFrame], goal: float = LOADER_GOAL) 
     for check in loader_checks(frames, goal):
         d = t[t["file"] == check.files].set_index("variant")
         if check.best is None:
-            lines.append(f"- `{check.files}.csv` records no variant of ours: run `{RERUN.get(check.files, 'bench_loader.py')}`.")
+            how = RERUN.get(check.files, "python benchmarks/bench_loader.py")
+            lines.append(f"- `{check.files}.csv` records no variant of ours: run `{how}`.")
             continue
         others = ", ".join(f"`{v}` {r.ratio:.2f}x ({r.img_per_s_per_worker:,.0f} images/s)"
                            for v, r in d.drop(index=["reference", check.by], errors="ignore").iterrows())
@@ -294,16 +296,17 @@ def eval_suite_lines(df: pd.DataFrame, embed_goal: float = EMBED_GOAL,
     if check.best is None:
         lines.append(f"- No opt-in embedding path is recorded: run `{RERUN['eval_suite']}`.")
     else:
-        b = e.set_index("impl").loc[check.by]
+        b, old = e.set_index("impl").loc[check.by], e.set_index("impl").loc["old"]
         new = e[e["impl"] != "old"]
         best_cpu = new.loc[new["cpu_speedup_vs_old"].idxmax()]
         lines.append(f"- **Embedding goal {embed_goal:g}x the old path's images/s: {check.verdict}.** The best switch, "
-                     f"`{check.by}`, embeds {b.images_per_s:.1f} images/s against {e.set_index('impl').loc['old', 'images_per_s']:.1f} "
+                     f"`{check.by}`, embeds {b.images_per_s:.1f} images/s against {old.images_per_s:.1f} "
                      f"(**{check.best:.2f}x** wall, {b.cpu_speedup_vs_old:.2f}x in CPU seconds); the best in CPU "
                      f"seconds is `{best_cpu['impl']}` at {best_cpu['cpu_speedup_vs_old']:.2f}x.")
         exact = e.loc[(e["impl"] != "old") & e["bit_exact_vs_old"].astype(bool), "impl"].tolist()
         inexact = e[(e["impl"] != "old") & ~e["bit_exact_vs_old"].astype(bool)]
-        text = (f"- Bit-exact with the old path: {', '.join(f'`{x}`' for x in exact) if exact else 'none of the switches'}")
+        text = "- Bit-exact with the old path: " + (", ".join(f"`{x}`" for x in exact) if exact
+                                                     else "none of the switches")
         if not inexact.empty:
             text += ("; " + ", ".join(f"`{r.impl}` differs by up to {float(r.max_abs_diff_vs_old):.1e}"
                                       for r in inexact.itertuples())
