@@ -149,7 +149,7 @@ CHAPTERS = {
     "07_lh2face": "LH2Face (reconstructed from its abstract and a summary)",
     "08_harmonic": "the harmonic loss and non-Euclidean distance layers",
     "09_recipe_study": "the CPU recipe: seed-to-seed spread and the smallest difference it can detect",
-    "10_speed": "speed: heads, evaluation and the training step against references; paper configs on a GPU",
+    "10_speed": "speed against references (heads, evaluation, input pipeline, training step), goals checked; GPU runs",
 }
 
 
