@@ -318,6 +318,16 @@ class Chapter:
                for p in self.plan() if (p.row, p.seed) not in have]
         return pd.DataFrame(out, columns=["row", "seed", "run_id", "command"])
 
+    def missing_markdown(self) -> str:
+        """What a reader needs when runs are missing: how many of the grid's runs are not recorded, and the exact
+        commands that record them (in full, as a shell block: a table would cut them short)."""
+        missing, total = self.missing_runs(), len(self.plan())
+        if missing.empty:
+            return f"Every run of this chapter's grid is recorded ({total} runs)."
+        return (f"**{len(missing)} of {total} runs are not recorded yet.** Train them with `-p mode full` (or "
+                "`python -m fr.grid`), or one by one from the repository root:\n\n```bash\n"
+                + "\n".join(missing["command"]) + "\n```")
+
     def _seeds_recorded(self, row: str) -> list[int]:
         rec = self.records()
         return [] if rec.empty else [int(s) for s in rec.loc[rec["row"] == row, "seed"]]
