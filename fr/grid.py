@@ -264,7 +264,7 @@ def _default_train(cfg: ExperimentCfg, results_root) -> RunRecord:
 
 def run_grid(runs: Sequence[GridRun], *, results_root=None, max_runs: int | None = None,
              max_hours: float | None = None,
-             train: Callable[[ExperimentCfg, Any], RunRecord] = _default_train) -> GridResult:
+             train: Callable[[ExperimentCfg, Any], RunRecord] | None = None) -> GridResult:
     """Train the runs of ``runs`` (in the given order) that are not recorded under ``results_root``, one at a time.
 
     max_runs:  start at most this many runs.
@@ -276,6 +276,7 @@ def run_grid(runs: Sequence[GridRun], *, results_root=None, max_runs: int | None
         raise ValueError(f"max_runs must be >= 0, got {max_runs}")
     if max_hours is not None and not max_hours > 0:
         raise ValueError(f"max_hours must be > 0, got {max_hours}")
+    train = train or _default_train
     t0 = time.monotonic()
     recorded_df = _recorded(results_root, {r.config.name for r in runs})
     done = set(recorded_df["config_hash"].dropna())
