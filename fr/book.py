@@ -8,6 +8,10 @@
   each linked to its executed notebook under the title of the notebook's first heading;
 * ``book/generated/claims.md``, the front page's table of the papers' claims and their verdicts.
 
+``python -m fr.book --readme`` rewrites the results table of ``README.md`` (between ``<!-- results:start -->`` and
+``<!-- results:end -->``) from the recorded runs of the CPU recipe (:func:`readme_results`); a test fails while the
+README's table differs from what the records give.
+
 ``python -m fr.book --hide-inputs NB...`` tags the code cells of notebooks executed by papermill
 ``hide-input``, so the book shows results with the code behind a toggle (:func:`hide_inputs`).
 """
@@ -220,12 +224,158 @@ def write_front_matter(out_dir: Path | None = None, notebooks_dir: Path | None =
     return [chapters, claims]
 
 
+# --- the README's results table ------------------------------------------------------------------------------------
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+#: the recipe the README's table reports (every CPU-scale comparison shares it)
+README_RECIPE = "configs/cpu/celeba_v2.yaml"
+#: the README's metric columns: header -> record column (fractions, shown in percent)
+README_COLUMNS = {"LFW": "lfw.accuracy", "CFP-FP": "cfp_fp.accuracy", "CFP-FF": "cfp_ff.accuracy",
+                  "LFW low-quality": "lfw_lq.accuracy", "TAR@FAR=1e-4 (LFW all-pairs)": "lfw_allpairs.tar@1e-04",
+                  "Low-quality rank-1": "lfw_ident_lq.rank1"}
+
+
+def _hashed_leaves(cfg, prefix: str = "") -> dict:
+    """A config's fields that enter its hash, as dotted keys (tuples as lists, mappings as values)."""
+    import dataclasses
+
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if f.metadata.get("hash", True) is False:
+            continue
+        if dataclasses.is_dataclass(v):
+            out.update(_hashed_leaves(v, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def recipe_overrides(cfg, recipe: str = README_RECIPE) -> dict:
+    """The dotted overrides of ``recipe`` that give ``cfg`` up to its seed (``runtime.seed`` left out), checked:
+    ``load_config(recipe, overrides + seed)`` has ``cfg``'s config hash, else a ValueError names the run."""
+    from .config import config_hash, load_config
+    from .results import run_id
+
+    base = _hashed_leaves(load_config(repo_root() / recipe))
+    leaves = _hashed_leaves(cfg)
+    ov = {k: v for k, v in leaves.items() if k != "runtime.seed" and (k not in base or base[k] != v)}
+    rebuilt = load_config(repo_root() / recipe, {**ov, "runtime.seed": cfg.runtime.seed})
+    if config_hash(rebuilt) != config_hash(cfg):
+        raise ValueError(f"run {run_id(cfg)} is not {recipe} plus overrides (tried {ov}); its config differs in "
+                         f"a way the overrides cannot express")
+    return ov
+
+
+def _row_labels(recipe: str) -> dict[str, tuple[int, str]]:
+    """Config hash at seed 0 -> (reading-order position, label) of the chapters' grid rows on ``recipe``."""
+    from .config import config_hash, load_config
+    from .papers import load_spec, spec_keys
+
+    out: dict[str, tuple[int, str]] = {}
+    for key in spec_keys():
+        spec = load_spec(key)
+        if spec.grid.recipe != recipe:
+            continue
+        for row in spec.grid.rows.values():
+            h = config_hash(load_config(repo_root() / recipe, {**row.overrides, "runtime.seed": 0}))
+            out.setdefault(h, (len(out), row.label))
+    return out
+
+
+def readme_results(results_root=None, recipe: str = README_RECIPE) -> str:
+    """The README's results table (markdown): one row per method recorded with ``recipe`` (its runs grouped by
+    their overrides of the recipe, seeds apart), each column of :data:`README_COLUMNS` as mean ± std over seeds in
+    percent (``(n=k)`` where fewer seeds have the metric, ``—`` where none has), and the command that records the
+    row. Methods follow the chapters' reading order (their grid rows' labels), then the others by head."""
+    import dataclasses
+
+    from .chapter import _cell, train_command
+    from .config import config_hash, load_config
+    from .results import load_run, load_runs, runs_root
+    from .report import format_params
+
+    name = load_config(repo_root() / recipe).name
+    runs = load_runs(results_root, name=name)
+    labels = _row_labels(recipe)
+    groups: dict[str, dict] = {}
+    for r in runs.to_dict("records"):
+        cfg = load_run(runs_root(results_root) / r["run_id"]).config
+        ov = recipe_overrides(cfg, recipe)
+        key = json.dumps(ov, sort_keys=True)
+        if key not in groups:
+            seed0 = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, seed=0))
+            pos, label = labels.get(config_hash(seed0), (len(labels), cfg.head.name))
+            params = format_params(cfg.head.params, cfg.head.name)
+            method = f"{label} ({params})" if params else label
+            rest = [f"{k}={v}" for k, v in ov.items() if not k.startswith("head.")]
+            if rest and pos == len(labels):  # no grid row's label says what else differs from the recipe
+                method += "; " + ", ".join(rest)
+            # the command names the head and its parameters even where they are the recipe's (same config)
+            order = list(head_info(cfg.head.name)["defaults"]) if cfg.head.name in list_heads() else []
+            params_in_order = dict(sorted(cfg.head.params.items(),
+                                          key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+            cmd_ov = {"head.name": cfg.head.name, "head.params": params_in_order,
+                      **{k: v for k, v in ov.items() if k not in ("head.name", "head.params")}}
+            groups[key] = {"sort": (pos, cfg.head.name, key), "method": method, "ov": cmd_ov, "runs": []}
+        groups[key]["runs"].append(r)
+    header = ["Method", "seeds", *README_COLUMNS, "command (seed 0)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for g in sorted(groups.values(), key=lambda g: g["sort"]):
+        rs = sorted(g["runs"], key=lambda r: r["seed"])
+        seeds = [int(r["seed"]) for r in rs]
+        cells = []
+        for col in README_COLUMNS.values():
+            vals = [float(r[col]) for r in rs if r.get(col) is not None and not math.isnan(float(r[col]))]
+            cell = _cell(vals)
+            if vals and len(vals) < len(rs):
+                cell += f" (n={len(vals)})"
+            cells.append(cell)
+        cmd = train_command(recipe, g["ov"])
+        lines.append(f"| {_md_cell(g['method'])} | {len(rs)} ({', '.join(map(str, seeds))}) | {' | '.join(cells)} | "
+                     f"`{cmd}` |")
+    if not groups:
+        lines.append("| no run recorded | 0 |" + " — |" * len(README_COLUMNS) + " |")
+    lines += ["", f"Mean ± std over seeds (n runs, their seeds in brackets), in %, of the runs recorded under "
+                  f"`results/runs/` with `{recipe}`; `(n=k)`: only k of the seeds recorded that metric; `—`: none "
+                  f"did. Each command records seed 0; `--set runtime.seed=K` records seed K. Regenerated from the "
+                  f"records by `python -m fr.book --readme`."]
+    return "\n".join(lines) + "\n"
+
+
+def readme_with_results(text: str, table: str, *, source: str = "README.md") -> str:
+    """``text`` with what lies between :data:`README_START` and :data:`README_END` replaced by ``table``."""
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{source}: no results section; it needs a line {README_START} and, after it, a line "
+                         f"{README_END}")
+    return text[: start + len(README_START)] + "\n" + table + text[end:]
+
+
+def write_readme(path: Path | None = None, results_root=None) -> bool:
+    """Rewrite the results table of ``path`` (default the repository's README.md) from the records under
+    ``results_root`` (default the repository's ``results/``, the committed records); True if it changed."""
+    path = Path(path or repo_root() / "README.md")
+    results_root = results_root if results_root is not None else repo_root() / "results"
+    old = path.read_text(encoding="utf-8")
+    new = readme_with_results(old, readme_results(results_root), source=str(path))
+    if new != old:
+        path.write_text(new, encoding="utf-8")
+    return new != old
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=None, help="output folder of the head pages (default: book/heads)")
     ap.add_argument("--hide-inputs", nargs="+", type=Path, metavar="NOTEBOOK", default=None,
                     help="only tag the code cells of these executed notebooks 'hide-input' (in place), and exit")
+    ap.add_argument("--readme", action="store_true",
+                    help="only rewrite README.md's results table from the recorded runs (readme_results), and exit")
     args = ap.parse_args(argv)
+    if args.readme:
+        changed = write_readme()
+        print(f"README.md results table {'rewritten' if changed else 'already up to date'}")
+        return
     if args.hide_inputs:
         for nb in args.hide_inputs:
             print(f"{nb}: {hide_inputs(nb)} code cells folded")

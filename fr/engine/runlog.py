@@ -34,6 +34,13 @@ class RunLog:
         """Append a verification row (columns in the row's order)."""
         _append(self.eval_path, row, list(row))
 
+    def clear(self) -> None:
+        """Remove both logs: a run that starts again from step 0 (its earlier session was killed before its
+        first checkpoint) must not append to the rows of that session."""
+        for path in (self.train_path, self.eval_path):
+            if path is not None:
+                path.unlink(missing_ok=True)
+
     def truncate(self, step: int) -> None:
         """Drop the rows of both logs past ``step`` (written after the checkpoint a resumed run restarts from)."""
         for path in (self.train_path, self.eval_path):

@@ -143,11 +143,14 @@ class Trainer:
             self.progress = sys.stderr.isatty()
 
     def _resume(self) -> None:
-        """Continue from ``ckpt/last.pt`` if the run folder has one, forgetting log rows written after it."""
+        """Continue from ``ckpt/last.pt`` if the run folder has one, forgetting log rows written after it; without
+        one, start from step 0 with empty logs (a session killed before its first checkpoint leaves rows)."""
         if self.ckpt_path is not None and self.ckpt_path.exists():
             self.load(self.ckpt_path)
             self.resumed_from = self.step
             self.runlog.truncate(self.step)
+        else:
+            self.runlog.clear()
 
     # --- properties -------------------------------------------------------------------------------------
     @property
