@@ -5,6 +5,7 @@
 #   scripts/gpu_checks.sh tests      # the gpu-marked tests: every head on CUDA against the CPU; amp + resume
 #   scripts/gpu_checks.sh bench      # benchmarks/bench_train.py --gpu (IResNet-50, batch 512, bf16)
 #   scripts/gpu_checks.sh bench-compile
+#   scripts/gpu_checks.sh loader     # benchmarks/bench_loader.py augmenting on the GPU (recipe and AdaFace mixes)
 #   scripts/gpu_checks.sh r50        # configs/paper/casia_r50_adaface.yaml's whole schedule on CelebA (python -m)
 #   scripts/gpu_checks.sh r100       # configs/paper/webface4m_r100_smaface.yaml on CelebA under torchrun (NCCL),
 #                                    # Partial FC at sample rate 0.5
@@ -30,6 +31,8 @@ for what in "$@"; do
     tests) "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/heads/test_gpu.py tests/test_train_gpu.py ;;
     bench) "$PY" benchmarks/bench_train.py --gpu ;;
     bench-compile) "$PY" benchmarks/bench_train.py --gpu --compile --out results/bench/train_gpu_compile.csv ;;
+    loader) "$PY" benchmarks/bench_loader.py --device cuda --out results/bench/loader_gpu.csv &&
+            "$PY" benchmarks/bench_loader.py --device cuda --augment adaface --out results/bench/loader_gpu_adaface.csv ;;
     r50) "$PY" -m fr.train --config configs/paper/casia_r50_adaface.yaml --set name=gpu_casia_r50_adaface_on_celeba \
            "${celeba[@]}" ;;
     r100) "$PY" -m torch.distributed.run --standalone --nproc_per_node=1 -m fr.train \
