@@ -242,6 +242,9 @@ class Chapter:
         return pd.DataFrame(rows)
 
     def _prepare_paper(self, gpus, data_root, dry_run: bool) -> None:
+        if gpus is not None and (isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1):
+            raise ValueError(f"gpus must be the number of GPUs (processes) per run, a positive int, got {gpus!r}; "
+                             "choose which GPUs with CUDA_VISIBLE_DEVICES")
         if gpus is None:
             import torch
 
