@@ -458,6 +458,39 @@ class Chapter:
                 "mdd", "verdict", "paper_diff", "per_seed"]
         return pd.DataFrame(out, columns=cols)
 
+    def plot_comparisons(self, comparisons: pd.DataFrame | None = None):
+        """A forest plot of :meth:`comparisons`: per claim and metric with at least 2 paired seeds, the mean paired
+        difference (pp, in the paper's direction: right of 0 = as the paper claims) with its 95% interval across
+        seeds, coloured by verdict; the grey band is ± the MDD (differences the seeds could not have told from 0)
+        and a cross marks the paper's own difference where it printed both numbers. ``None`` when nothing is paired.
+        """
+        from matplotlib.figure import Figure
+
+        comp = self.comparisons() if comparisons is None else comparisons
+        comp = comp[comp["n"] >= 2].reset_index(drop=True)
+        if comp.empty:
+            return None
+        colours = {V.CONFIRMED: "tab:green", V.CONTRADICTED: "tab:red", V.NOT_DISTINGUISHABLE: "tab:gray"}
+        fig = Figure(figsize=(7.5, 0.38 * len(comp) + 1.4))
+        ax = fig.subplots()
+        y = np.arange(len(comp))[::-1]
+        for yi, r in zip(y, comp.itertuples(), strict=True):
+            if math.isfinite(r.mdd):
+                ax.fill_betweenx([yi - 0.35, yi + 0.35], -r.mdd, r.mdd, color="0.9", lw=0)
+            ax.errorbar(r.mean_diff, yi, xerr=[[r.mean_diff - r.ci_low], [r.ci_high - r.mean_diff]], fmt="o",
+                        color=colours.get(r.verdict, "black"), capsize=3, label=r.verdict)
+            if math.isfinite(r.paper_diff):
+                ax.plot(r.paper_diff, yi, "x", color="black", label="paper's difference")
+        ax.axvline(0, color="0.4", lw=1)
+        ax.set_yticks(y, [f"{r.claim} · {r.metric} (n={r.n})" for r in comp.itertuples()], fontsize=8)
+        ax.set_xlabel("paired difference, treatment − baseline (pp; > 0: as the paper claims)")
+        ax.set_title("mean and 95% interval across seeds; grey: ± the MDD; ×: the paper's own difference", fontsize=9)
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles, strict=True))
+        ax.legend(unique.values(), unique.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        fig.tight_layout()
+        return fig
+
     def verdicts(self, comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
         """One row per claim: the paper's numbers, ours, and the verdict of the claim's first metric with the
         MDD it rests on (``evidence`` names the comparison row it comes from)."""

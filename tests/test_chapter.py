@@ -170,6 +170,17 @@ def test_comparisons_pair_seeds_and_give_the_verdicts(toy):
     assert comp.loc[("softmax_vs_cos", "cfp_fp.accuracy"), ["runs", "n"]].tolist() == [2, 2]
 
 
+def test_plot_comparisons_draws_one_line_per_paired_comparison(toy, tmp_path):
+    comp = toy.comparisons()
+    fig = toy.plot_comparisons(comp)
+    ax = fig.axes[0]
+    assert len(ax.get_yticks()) == int((comp["n"] >= 2).sum())
+    assert any("arc_beats_cos · lfw.accuracy (n=3)" == t.get_text() for t in ax.get_yticklabels())
+    fig.savefig(tmp_path / "forest.png")
+    assert (tmp_path / "forest.png").stat().st_size > 0
+    assert toy.plot_comparisons(comp.assign(n=1)) is None
+
+
 def test_verdicts_one_line_per_claim_from_the_first_metric(toy):
     v = toy.verdicts().set_index("claim")
     assert list(v.index) == ["arc_beats_cos", "cos_below_arc", "softmax_vs_cos", "softmax_rank1"]
