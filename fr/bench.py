@@ -180,6 +180,10 @@ def train_lines(frames: Mapping[str, pd.DataFrame], goal: float = TRAIN_GOAL) ->
                 text += (" (compiled variants after the first share its inductor cache: their time to the first "
                          "step is a lower bound)")
         lines.append(text + ".")
+        if r["share_of_peak_%"] > 0:
+            ceiling = 100 / r["share_of_peak_%"]  # an fp32 step at 100% of the peak
+            lines.append(f"  - The ceiling: at the nominal peak an fp32 step would be {ceiling:.2f}x the reference's "
+                         f"speed here{' (below the goal: no fp32 variant can reach it on this CPU)' if ceiling < goal else ''}.")
         if not d["losses_agree"].astype(bool).all():
             bad = ", ".join(d.loc[~d["losses_agree"].astype(bool), "variant"])
             lines.append(f"  - **first losses disagree with the reference** for {bad}")
