@@ -124,6 +124,17 @@ def contention_line(name: str, df: pd.DataFrame) -> str:
     return f"`{name}.csv` was recorded under a load average of {lo:.1f} to {hi:.1f} on {cores} cores (quiet)."
 
 
+def _stack(frames: Mapping[str, pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    """The ``columns`` of every file's records (each checked for them), one table with the file's name first."""
+    parts = []
+    for name, df in frames.items():
+        _require(df, columns, f"{name}.csv")
+        parts.append(df[columns].assign(file=name))
+    if not parts:
+        return pd.DataFrame(columns=["file", *columns])
+    return pd.concat(parts, ignore_index=True)[["file", *columns]]
+
+
 # --------------------------------------------------------------------------------------------- training step
 TRAIN_COLUMNS = ["variant", "precision", "channels_last", "compile", "first_step_s", "s_per_step", "img_per_s",
                  "ratio", "share_of_peak", "peak_fp32_gflops", "losses_agree", "isa", "loadavg_start", "loadavg_end"]
@@ -131,13 +142,9 @@ TRAIN_COLUMNS = ["variant", "precision", "channels_last", "compile", "first_step
 
 def train_table(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """The CPU training-step records, one row per (file, variant), with the share of the FP32 peak in percent."""
-    parts = []
-    for name, df in frames.items():
-        _require(df, TRAIN_COLUMNS, f"{name}.csv")
-        parts.append(df[TRAIN_COLUMNS].assign(file=name))
-    if not parts:
-        return pd.DataFrame(columns=["file", *TRAIN_COLUMNS])
-    t = pd.concat(parts, ignore_index=True)
+    t = _stack(frames, TRAIN_COLUMNS)
+    if not frames:
+        return t
     t["share_of_peak_%"] = (100 * t.pop("share_of_peak")).round(2)
     t["compile"] = t["compile"].fillna("")
     return t[["file", *[c for c in t.columns if c != "file"]]]
@@ -211,14 +218,7 @@ LOADER_COLUMNS = ["variant", "img_per_s_per_worker", "ratio", "augment", "loadav
 
 def loader_table(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """The input-pipeline records, one row per (file, variant)."""
-    parts = []
-    for name, df in frames.items():
-        _require(df, LOADER_COLUMNS, f"{name}.csv")
-        parts.append(df[LOADER_COLUMNS].assign(file=name))
-    if not parts:
-        return pd.DataFrame(columns=["file", *LOADER_COLUMNS])
-    t = pd.concat(parts, ignore_index=True)
-    return t[["file", *LOADER_COLUMNS]]
+    return _stack(frames, LOADER_COLUMNS)
 
 
 def loader_checks(frames: Mapping[str, pd.DataFrame], goal: float = LOADER_GOAL) -> list[GoalCheck]:

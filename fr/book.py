@@ -196,20 +196,6 @@ def claims_page(index) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown_table(df) -> str:
-    """A DataFrame as a MyST (GitHub-style) table; ``|`` in cells escaped, missing values empty."""
-    import pandas as pd
-
-    def cell(v) -> str:
-        if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)):
-            return ""
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(c) for c in df.columns) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
-
-
 def write_front_matter(out_dir: Path | None = None, notebooks_dir: Path | None = None, *,
                        results_root=None) -> list[Path]:
     """Write ``chapters.md`` and ``claims.md`` (included by ``book/intro.md``) into ``out_dir``."""

@@ -5,11 +5,10 @@ import json
 import tomllib
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
-from fr.book import CHAPTERS, chapters_page, hide_inputs, markdown_table, notebook_title
+from fr.book import CHAPTERS, chapters_page, hide_inputs, notebook_title
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,12 +79,6 @@ def test_chapters_page_lists_every_chapter_in_reading_order_and_links_what_exist
     assert "| `11_extra` | [11_extra](executed/11_extra.ipynb) |  |" in page
     assert "| `01_baselines` | *not in this build* |" in page
     assert notebook_title(present[2]) == "11_extra"
-
-
-def test_markdown_table_escapes_cells():
-    df = pd.DataFrame({"claim": ["a | b", "c\nd"], "MDD (pp)": [0.5, None], "verdict": ["confirmed", "not run"]})
-    assert markdown_table(df) == ("| claim | MDD (pp) | verdict |\n|---|---|---|\n"
-                                  "| a \\| b | 0.5 | confirmed |\n| c d |  | not run |\n")
 
 
 def test_front_page_includes_the_generated_parts():
