@@ -137,19 +137,20 @@ class Chapter:
         return f"Chapter({self.spec.key!r}, mode={self.mode!r}, recipe={self.recipe!r})"
 
     # -- the grid -----------------------------------------------------------------------------------------------
-    def seeds(self, row: str) -> list[int]:
-        """The seeds of ``row`` in this mode: the spec's (``central_seeds`` for rows of a central claim) unless
-        :meth:`prepare` was given ``seeds``."""
+    def seeds(self, row: str, *, cut: bool = True) -> list[int]:
+        """The seeds of ``row`` in this mode: the spec's (:meth:`fr.papers.PaperSpec.seeds_of`: the row's own,
+        0 for a row cut from the CPU grid, else ``central_seeds`` for rows of a central claim) unless
+        :meth:`prepare` was given ``seeds``. ``cut=False``: the design's, ignoring the rows' cuts."""
         if self._seeds is not None:
             return list(self._seeds)
-        return list(range(self.spec.seeds_of(row)))
+        return list(range(self.spec.seeds_of(row, cut=cut)))
 
-    def plan(self) -> list[RunPlan]:
-        """Every run of the grid in this mode, row by row."""
+    def plan(self, *, cut: bool = True) -> list[RunPlan]:
+        """Every run of the grid in this mode, row by row (``cut=False``: with the rows the budget cut)."""
         path = repo_root() / self.recipe
         out = []
         for rid, row in self.spec.grid.rows.items():
-            for seed in self.seeds(rid):
+            for seed in self.seeds(rid, cut=cut):
                 ov = {**row.overrides, **self._extra, "runtime.seed": int(seed)}
                 out.append(RunPlan(rid, int(seed), ov, load_config(path, ov)))
         return out
@@ -232,7 +233,7 @@ class Chapter:
         done = set(load_runs(root)["config_hash"].dropna())
         rows = []
         for rid, row in self.spec.grid.rows.items():
-            for seed in self.seeds(rid):
+            for seed in self.seeds(rid, cut=False):  # the CPU budget's cuts do not apply at paper scale
                 ov = {**row.overrides, **self.spec.paper_overrides, "runtime.seed": int(seed)}
                 cfg = load_config(path, ov)
                 rows.append({"row": rid, "seed": int(seed), "run_id": run_id(cfg), "config": cfg,
@@ -290,11 +291,12 @@ class Chapter:
         return bool(((rec["row"] == p.row) & (rec["seed"] == p.seed)).any())
 
     def records(self) -> pd.DataFrame:
-        """One row per recorded run of the grid (this mode's seeds): ``row``, ``seed``, ``run_id`` and every
-        metric column (fractions), derived metrics included."""
+        """One row per recorded run of the grid (this mode's seeds, those of the rows the budget cut included: a
+        cut row recorded anyway is shown): ``row``, ``seed``, ``run_id`` and every metric column (fractions),
+        derived metrics included."""
         if self._records is not None:
             return self._records
-        plan = self.plan()
+        plan = self.plan(cut=False)
         names = {p.config.name for p in plan}
         runs = pd.concat([load_runs(self.results_root, name=n) for n in sorted(names)], ignore_index=True)
         by_hash = {h: r for h, r in zip(runs["config_hash"], runs.to_dict("records"), strict=True)}
@@ -330,6 +332,39 @@ class Chapter:
         return (f"**{len(missing)} of {total} runs are not recorded yet.** Train them with `-p mode full` (or "
                 "`python -m fr.grid`), or one by one from the repository root:\n\n```bash\n"
                 + "\n".join(missing["command"]) + "\n```")
+
+    def cut_markdown(self) -> str:
+        """What the CPU budget cut from this chapter's grid and why (the spec's ``grid.budget``), after the whole
+        grid's arithmetic (:func:`fr.grid.budget_markdown`): the rows trained with fewer seeds than the design
+        asks (3 a row, 5 for the rows of a central claim) or none, and how to train them anyway. Empty when
+        :meth:`prepare` was given seeds (every row then has those)."""
+        from .grid import budget_markdown
+
+        if self._seeds is not None:
+            return ""
+        short = self.spec.cut_rows()
+        lines = [f"**The budget.** {budget_markdown(self.results_root)}", ""]
+        if not short:
+            lines.append("Nothing of this chapter's grid is cut: every row has the design's seeds.")
+            return "\n".join(lines)
+        rows = self.spec.grid.rows
+        cut = [rows[r].label for r, (have, _) in short.items() if have == 0]
+        fewer = [f"{rows[r].label} ({have} of {want})" for r, (have, want) in short.items() if have > 0]
+        lines += [f"**What it cut here, and why.** {' '.join(self.spec.grid.budget.split())}", ""]
+        if cut:
+            lines.append(f"- Not trained: {', '.join(cut)}.")
+        if fewer:
+            lines.append(f"- Fewer seeds than the design's (trained of asked): {', '.join(fewer)}.")
+        lines += ["", f"To train them too: `python -m fr.grid --chapters {self.spec.key} --all-rows` (the design's "
+                      f"seeds for every row), or this notebook with `-p mode full -p seeds 5`. A cut row recorded "
+                      f"anyway appears in the tables and verdicts."]
+        return "\n".join(lines)
+
+    def _cut_reason(self, row: str) -> str:
+        """Why ``row`` has no run: ``""`` unless the budget cut it and nothing of it is recorded."""
+        if self._seeds is not None or self.spec.seeds_of(row) > 0 or self._seeds_recorded(row):
+            return ""
+        return f"{self.spec.grid.rows[row].label} is cut from the CPU grid (see the chapter's budget note)"
 
     def _seeds_recorded(self, row: str) -> list[int]:
         rec = self.records()
@@ -373,8 +408,8 @@ class Chapter:
                 grow = self.spec.grid.rows[rid]
                 params = grow.overrides.get("head.params") or {}
                 head = grow.overrides.get("head.name", "")
-                row = {"Method": self._label(grow.label), "head": f"{head} ({format_params(params, head)})",
-                       "seeds": 0}
+                label = self._label(grow.label) + (" (cut)" if self._cut_reason(rid) else "")
+                row = {"Method": label, "head": f"{head} ({format_params(params, head)})", "seeds": 0}
                 n_max = 0
                 for c in t.columns:
                     header = _header(c)
@@ -504,9 +539,12 @@ class Chapter:
             paper = (f"{_num(p['treatment'])} vs {_num(p['baseline'])} {p.get('metric', '')}".strip()
                      if "treatment" in p and "baseline" in p else "no number")
             ours = v.describe()
+            cut = [why for why in (self._cut_reason(c.treatment), self._cut_reason(c.baseline)) if why]
             if v.verdict == V.NOT_RUN and first["runs"] >= 2:
                 ours = (f"{V.NOT_RUN}: {first['runs']} paired runs recorded, {v.n} of them with a value of "
                         f"{c.metrics[0]}")
+            elif v.verdict == V.NOT_RUN and cut:
+                ours = f"{V.NOT_RUN}: {'; '.join(cut)}"
             rows = self.spec.grid.rows
             out.append({"claim": c.id, "text": c.text, "source": c.source, "central": c.central,
                         "treatment": rows[c.treatment].label, "baseline": rows[c.baseline].label,

@@ -4,6 +4,7 @@
     python -m fr.grid                              # train every run not yet recorded, one at a time
     python -m fr.grid --chapters smaface sface --max-hours 8 --log grid.log
     python -m fr.grid --max-runs 1                 # the next run of the queue only
+    python -m fr.grid --all-rows --plan            # the grid as designed, before the budget's cuts
 
 The queue is the union of the chapters' run plans (:meth:`fr.chapter.Chapter.plan`): every chapter builds its
 rows on the same recipe, so a row two chapters share (CosFace, ArcFace, ...) is one config hash, hence one run,
@@ -38,11 +39,11 @@ import pandas as pd
 from .chapter import load as load_chapter
 from .chapter import train_command
 from .config import ExperimentCfg, config_hash
-from .papers import spec_keys
+from .papers import GRID_BUDGET_HOURS, spec_keys
 from .results import RunRecord, flatten_result, load_run, load_runs, run_id, runs_root
 
 __all__ = ["SEED_WAVES", "HEADLINE", "GridRun", "collect", "order", "plan", "WallTime", "run_grid",
-           "describe_plan", "main"]
+           "describe_plan", "budget_line", "budget_markdown", "main"]
 
 log = logging.getLogger("fr.grid")
 
@@ -102,9 +103,10 @@ class GridRun:
         return train_command(self.recipe, self.overrides, results_root=results_root)
 
 
-def collect(keys: Iterable[str] | None = None) -> list[GridRun]:
+def collect(keys: Iterable[str] | None = None, *, cut: bool = True) -> list[GridRun]:
     """The union of the run plans of the chapters ``keys`` (default: every spec, in reading order), one
-    :class:`GridRun` per config hash, in order of first appearance."""
+    :class:`GridRun` per config hash, in order of first appearance. ``cut=False``: with the rows and seeds the
+    specs cut to fit :data:`fr.papers.GRID_BUDGET_HOURS` (the grid as designed)."""
     keys = list(spec_keys() if keys is None else keys)
     known = spec_keys()
     bad = [k for k in keys if k not in known]
@@ -114,7 +116,7 @@ def collect(keys: Iterable[str] | None = None) -> list[GridRun]:
     for key in dict.fromkeys(keys):
         ch = load_chapter(key)
         central = ch.spec.central_rows()
-        for p in ch.plan():
+        for p in ch.plan(cut=cut):
             h = p.config_hash
             if h not in found:
                 found[h] = {"config": p.config, "recipe": ch.recipe, "overrides": dict(p.overrides), "seed": p.seed,
@@ -139,9 +141,9 @@ def order(runs: Iterable[GridRun]) -> list[GridRun]:
     return sorted(runs, key=lambda r: (wave(r.seed), r.tier, r.seed, r.position))
 
 
-def plan(keys: Iterable[str] | None = None) -> list[GridRun]:
-    """The grid of the chapters ``keys`` (default: all) in training order."""
-    return order(collect(keys))
+def plan(keys: Iterable[str] | None = None, *, cut: bool = True) -> list[GridRun]:
+    """The grid of the chapters ``keys`` (default: all) in training order (``cut=False``: as designed)."""
+    return order(collect(keys, cut=cut))
 
 
 # --- records and wall time ----------------------------------------------------------------------------------------
@@ -164,11 +166,18 @@ class WallTime:
         vals = self.seconds[trains] or self.seconds[not trains]
         return sum(vals) / len(vals) if vals else None
 
-    def of(self, runs: Iterable[GridRun]) -> float | None:
-        """Expected seconds of ``runs`` in all (None when nothing is recorded)."""
+    def fastest(self, trains: bool = True) -> float | None:
+        """The shortest recorded wall time: a run with the machine to itself (the mean includes runs slowed by
+        other work on the machine)."""
+        vals = self.seconds[trains] or self.seconds[not trains]
+        return min(vals) if vals else None
+
+    def of(self, runs: Iterable[GridRun], *, fastest: bool = False) -> float | None:
+        """Expected seconds of ``runs`` in all, at the mean recorded wall time (``fastest``: at the shortest);
+        None when nothing is recorded."""
         total = 0.0
         for r in runs:
-            m = self.mean(r.trains)
+            m = self.fastest(r.trains) if fastest else self.mean(r.trains)
             if m is None:
                 return None
             total += m
@@ -241,8 +250,35 @@ def describe_plan(runs: Sequence[GridRun], results_root=None) -> str:
     used = {k for r in runs for k, _ in r.uses}
     chapters = [k for k in spec_keys() if k in used] + sorted(used - set(spec_keys()))
     lines += ["", f"{len(runs)} runs ({', '.join(chapters)}): {len(runs) - len(todo)} recorded, {len(todo)} to "
-                  f"train; expected {_hours(wall.of(todo))} of CPU ({wall.describe()})"]
+                  f"train; expected {_hours(wall.of(todo))} of CPU ({wall.describe()})", budget_line(runs, wall)]
     return "\n".join(lines)
+
+
+def budget_markdown(results_root=None) -> str:
+    """One sentence on the whole grid against :data:`fr.papers.GRID_BUDGET_HOURS`, as designed and as cut, at the
+    shortest recorded wall time of a run (computed from the specs and the records; for the chapters)."""
+    cut, design = plan(), plan(cut=False)
+    wall = WallTime(_recorded(results_root, {r.config.name for r in design}))
+    quiet = wall.fastest()
+    if quiet is None:
+        return (f"The book's whole CPU grid (every chapter, a run shared by chapters counted once) must fit "
+                f"{GRID_BUDGET_HOURS:g} hours of this machine: {len(design)} runs as designed, {len(cut)} as cut.")
+    return (f"The book's whole CPU grid (every chapter, a run shared by chapters counted once) must fit "
+            f"{GRID_BUDGET_HOURS:g} hours of this machine. A run takes {quiet / 60:.1f} min with the machine to itself "
+            f"(the shortest recorded, training and every protocol), so the design's {len(design)} runs (3 seeds a "
+            f"row, 5 for the rows of each central comparison) would take {_hours(wall.of(design, fastest=True))}; "
+            f"as cut, {len(cut)} runs take {_hours(wall.of(cut, fastest=True))}.")
+
+
+def budget_line(runs: Sequence[GridRun], wall: WallTime) -> str:
+    """The whole grid (recorded runs included) against :data:`fr.papers.GRID_BUDGET_HOURS`, at the shortest
+    recorded wall time of a run (the machine to itself)."""
+    quiet = wall.of(runs, fastest=True)
+    if quiet is None:
+        return f"budget: {GRID_BUDGET_HOURS:g} h; no recorded run to measure the grid against it"
+    verdict = "within" if quiet <= GRID_BUDGET_HOURS * 3600 else "OVER"
+    return (f"budget: the whole grid takes {_hours(quiet)} at the shortest recorded run ({wall.fastest():.0f} s, "
+            f"the machine to itself): {verdict} the {GRID_BUDGET_HOURS:g} h budget")
 
 
 @dataclass
@@ -344,6 +380,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-runs", type=int, default=None, metavar="N", help="start at most N runs")
     p.add_argument("--max-hours", type=float, default=None, metavar="H",
                    help="start no run that would end past H hours from now (by the mean recorded wall time)")
+    p.add_argument("--all-rows", action="store_true",
+                   help="the grid as designed: also the rows and seeds the specs cut to fit the "
+                        f"{GRID_BUDGET_HOURS:g} h budget (each chapter's budget note says which)")
     p.add_argument("--plan", action="store_true", help="print the plan (runs in order, recorded, expected CPU "
                                                        "hours) and exit; nothing is trained")
     p.add_argument("--results-root", default=None, help="where runs/ lives (default $FR_RESULTS or <repo>/results)")
@@ -368,7 +407,7 @@ def _setup_logging(log_file: Path | None) -> list[logging.Handler]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        runs = plan(args.chapters)
+        runs = plan(args.chapters, cut=not args.all_rows)
     except ValueError as e:
         _parser().error(str(e))
     if args.plan:

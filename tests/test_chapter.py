@@ -351,3 +351,33 @@ def test_smoke_overrides_keep_the_recipe_valid():
     assert {p.config.eval.suite for p in plan} == {("all",)}
     assert len({p.config_hash for p in plan}) == len(plan)
 
+
+
+def test_a_row_the_budget_cuts_is_not_planned_but_shown_if_recorded(tmp_path):
+    spec = copy.deepcopy(SPEC)
+    spec["grid"]["rows"]["softmax"]["seeds"] = 0
+    spec["grid"]["rows"]["arcface"]["seeds"] = 2
+    spec["grid"]["budget"] = "Softmax is cut and ArcFace reduced, to fit the budget."
+    root = tmp_path / "results"
+    for seed in range(2):
+        fabricate(root, _cfg("cosface", seed), {"lfw": LFW["cosface"][seed], "cfp_fp": CFP["cosface"][seed]})
+        fabricate(root, _cfg("arcface", seed), {"lfw": LFW["arcface"][seed], "cfp_fp": CFP["arcface"][seed]})
+    ch = chapter.Chapter(parse_spec(spec, "toy.yaml")).prepare("report", results_root=root)
+    assert ch.seeds("softmax") == [] and ch.seeds("softmax", cut=False) == [0, 1, 2]
+    assert [(p.row, p.seed) for p in ch.missing_runs().itertuples()] == [("cosface", 2), ("cosface", 3)]
+    md = ch.cut_markdown()
+    assert "Softmax is cut and ArcFace reduced, to fit the budget." in md
+    assert "- Not trained: Softmax." in md and "ArcFace (2 of 4)" in md and "--chapters toy --all-rows" in md
+    table = ch.our_tables()[0][1].set_index("Method")
+    assert "Softmax (cut)" in table.index and "ArcFace" in table.index
+    v = ch.verdicts().set_index("claim")
+    assert v.loc["softmax_vs_cos", "ours"] == "not run: Softmax is cut from the CPU grid (see the chapter's budget note)"
+    assert v.loc["arc_beats_cos", "evidence"].endswith("n=2 paired seeds")
+    # a cut row recorded anyway (e.g. by --all-rows) is found and used
+    fabricate(root, _cfg("softmax", 0), {"lfw": 0.81, "cfp_fp": 0.61})
+    fabricate(root, _cfg("softmax", 1), {"lfw": 0.80, "cfp_fp": 0.60})
+    ch.prepare("report", results_root=root)
+    assert "Softmax (cut)" not in set(ch.our_tables()[0][1]["Method"])
+    assert ch.verdicts().set_index("claim").loc["softmax_vs_cos", "verdict"] != V.NOT_RUN
+    # with explicit seeds every row has them and there is no budget note
+    assert ch.prepare("report", seeds=2, results_root=root).cut_markdown() == ""

@@ -12,7 +12,10 @@ import torch
 import fr.grid as G
 import fr.train
 from fr.config import config_hash, dump_yaml, load_config
+from fr.papers import GRID_BUDGET_HOURS
 from fr.results import RunMetrics, load_run, run_id, runs_root
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {
     "name": "tiny_grid",
@@ -201,7 +204,7 @@ def test_the_command_line_trains_with_the_default_trainer_and_exits_1_on_a_failu
                                                                                   capsys):
     root = tmp_path / "results"
     runs = [grid_run("a", 0), grid_run("b", 0, position=1)]
-    monkeypatch.setattr(G, "plan", lambda keys: runs)
+    monkeypatch.setattr(G, "plan", lambda keys, cut=True: runs)
     monkeypatch.setattr(G, "_default_train", FakeTrainer(clock, fail={runs[1].run_id}))
     log = tmp_path / "logs" / "grid.log"
     assert G.main(["--results-root", str(root), "--log", str(log), "--max-runs", "5"]) == 1
@@ -241,3 +244,40 @@ def test_a_run_killed_after_a_checkpoint_is_resumed_and_one_killed_before_restar
     assert b.complete and b.env["resumed_from_step"] is None
     assert list(b.train_log()["step"]) == list(range(1, 7))  # the lost session's rows are gone
     assert list(a.train_log()["step"]) == list(range(1, 7))
+
+
+# --- the budget ---------------------------------------------------------------------------------------------------
+
+def test_the_cut_grid_is_a_subset_of_the_design_and_all_rows_restores_it(capsys):
+    cut, design = G.plan(), G.plan(cut=False)
+    assert {r.config_hash for r in cut} < {r.config_hash for r in design}
+    from fr import chapter
+    from fr.papers import spec_keys
+
+    for key in spec_keys():  # a row the spec cuts is absent from the cut plan, present in the design
+        spec = chapter.load(key).spec
+        for row, (have, want) in spec.cut_rows().items():
+            assert sum((key, row) in r.uses for r in cut) <= have  # (a shared run may come from another chapter)
+            assert sum((key, row) in r.uses for r in design) == want
+    assert G.main(["--plan", "--all-rows", "--chapters", "smaface"]) == 0
+    assert f"{len(G.plan(['smaface'], cut=False))} runs (smaface)" in capsys.readouterr().out
+
+
+def test_budget_line_measures_the_whole_grid_at_the_shortest_recorded_run():
+    runs = [grid_run("a", 0), grid_run("a", 1), grid_run("u", 0, **{"schedule.steps": 0})]
+    w = G.WallTime(pd.DataFrame({"steps": [10, 10, 0], "wall_time_s": [700.0, 1500.0, 60.0]}))
+    assert w.fastest(True) == 700.0 and w.of(runs, fastest=True) == 1460.0
+    assert G.budget_line(runs, w).endswith(f"within the {GRID_BUDGET_HOURS:g} h budget")
+    many = [grid_run("a", s) for s in range(int(GRID_BUDGET_HOURS * 3600 / 700) + 1)]
+    assert "OVER the" in G.budget_line(many, w)
+    assert "no recorded run" in G.budget_line(runs, G.WallTime(pd.DataFrame()))
+
+
+@pytest.mark.skipif(not any((ROOT / "results" / "runs").glob("celeba_v2-*")), reason="no celeba_v2 run recorded")
+def test_the_committed_grid_fits_its_budget_at_the_recorded_run_time():
+    """The specs' cuts are sized against the committed records: the whole grid, at the shortest recorded run of
+    the recipe, fits GRID_BUDGET_HOURS (the chapters print this arithmetic)."""
+    runs = G.plan()
+    wall = G.WallTime(G._recorded(ROOT / "results", {r.config.name for r in runs}))
+    assert wall.of(runs, fastest=True) <= GRID_BUDGET_HOURS * 3600, G.budget_line(runs, wall)
+    assert wall.of(G.plan(cut=False), fastest=True) > GRID_BUDGET_HOURS * 3600  # else nothing needed cutting

@@ -165,4 +165,43 @@ def test_smaface_table1_best_threshold_and_central_claim():
     central = [c for c in spec.claims if c.central]
     assert [(c.treatment, c.baseline) for c in central] == [("smaface_p06", "adaface")]
     assert central[0].paper == {"treatment": 97.09, "baseline": 97.00, "metric": "HQ Datasets (%)"}
-    assert spec.seeds_of("smaface_p06") == spec.seeds_of("adaface") == 5 and spec.seeds_of("smaface_p04") == 3
+    assert spec.seeds_of("smaface_p06") == spec.seeds_of("adaface") == 5
+    assert spec.seeds_of("smaface_p04", cut=False) == 3 and spec.seeds_of("smaface_p04") == 0  # the budget cut it
+
+
+# --- the budget's cuts --------------------------------------------------------------------------------------------
+
+def test_a_rows_own_seeds_cut_or_reduce_it_and_the_budget_must_say_why():
+    spec = parse_spec(copy.deepcopy(SMAFACE), "fr/papers/smaface.yaml")
+    short = spec.cut_rows()
+    assert short["smaface_p05"] == (0, 3) and "smaface_p06" not in short and "adaface" not in short
+    assert spec.seeds_of("smaface_p05") == 0 and spec.seeds_of("smaface_p05", cut=False) == 3
+    assert spec.seeds_of("smaface_p06") == spec.seeds_of("smaface_p06", cut=False) == 5  # central, not cut
+    assert spec.grid.budget.strip()
+
+    def reduce_central(d):
+        d["grid"]["rows"]["smaface_p06"]["seeds"] = 3
+    assert parse_spec(_mutated(reduce_central), "x.yaml").cut_rows()["smaface_p06"] == (3, 5)
+
+    def no_budget(d):
+        d["grid"].pop("budget")
+    msg = _bad(no_budget)
+    assert "grid.budget" in msg and "smaface_p05" in msg and "must say what was cut and why" in msg
+    msg = _bad(lambda d: d["grid"]["rows"]["adaface"].update({"seeds": -1}))
+    assert "grid.rows.adaface.seeds" in msg and "integer >= 0" in msg
+    msg = _bad(lambda d: d["grid"]["rows"]["adaface"].update({"seeds": "3"}))
+    assert "grid.rows.adaface.seeds" in msg
+
+    def raise_only(d):  # more seeds than the design's is no cut: no budget note needed
+        d["grid"].pop("budget")
+        for r in d["grid"]["rows"].values():
+            r.pop("seeds", None)
+        d["grid"]["rows"]["adaface"]["seeds"] = 7
+    spec = parse_spec(_mutated(raise_only), "x.yaml")
+    assert spec.cut_rows() == {} and spec.seeds_of("adaface") == 7
+
+
+def _mutated(mutate):
+    data = copy.deepcopy(SMAFACE)
+    mutate(data)
+    return data

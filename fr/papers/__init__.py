@@ -14,7 +14,11 @@ Schema (keys in ``[]`` are optional; the extensions beyond the shared design are
     [paper_config]      ext: the paper-scale config (configs/paper/...) that ``prepare(mode="paper")`` launches
     [paper_overrides]   ext: dotted overrides applied after each row's own in paper mode (e.g. the paper's s)
     paper_tables:       [{id, source, caption, columns, rows, [notes]} | {id, source, unavailable}]
-    grid:               {recipe, rows: {row_id: {label, overrides, [note]}}, seeds, [central_seeds], [cut]}
+    grid:               {recipe, rows: {row_id: {label, overrides, [note], [seeds]}}, seeds, [central_seeds], [cut],
+                         [budget]}
+                        ``cut``: what of the paper's grid is out of reach at this scale. A row's ``seeds`` (ext)
+                        overrides the spec's for that row, to fit the grid's CPU budget: 0 cuts the row, fewer
+                        than the design's reduces it; ``budget`` (required then) says what was cut and why
     [derived_metrics]   ext: {name: {mean_of: [metric, ...], label}}: a metric computed per run from others
     our_tables:         [{id, mirrors, rows: [row_id, ...], columns: {paper column: spec}, [notes]}]
                         spec: "metric" | {metric, stand_in} | {unavailable} | ext {metric, [stand_in], extra: true}
@@ -31,7 +35,7 @@ from typing import Any, Mapping
 
 import yaml
 
-__all__ = ["PAPERS_DIR", "KEYS", "TEXT_AVAILABLE", "SpecError", "PaperTable", "GridRow", "Grid", "ColumnSpec",
+__all__ = ["PAPERS_DIR", "KEYS", "GRID_BUDGET_HOURS", "TEXT_AVAILABLE", "SpecError", "PaperTable", "GridRow", "Grid", "ColumnSpec",
            "OurTable", "Claim", "PaperSpec", "spec_keys", "spec_path", "load_spec", "parse_spec", "metric_columns",
            "is_metric"]
 
@@ -40,6 +44,9 @@ PAPERS_DIR = Path(__file__).resolve().parent
 KEYS = ("baselines", "adasin", "smaface", "sface", "elasticface", "recurricularface", "lh2face", "harmonic")
 TEXT_AVAILABLE = ("full", "abstract", "summary")
 DIRECTIONS = ("greater", "less")
+#: CPU hours of this machine that the union of the chapters' CPU grids may take (``python -m fr.grid``); the
+#: rows' own ``seeds`` cut each grid to fit it, and ``grid.budget`` says how
+GRID_BUDGET_HOURS = 12.0
 ALLPAIRS_FARS = tuple(f"1e-0{k}" for k in range(1, 7))
 RANKS = (1, 5, 20)
 
@@ -92,6 +99,7 @@ class GridRow:
     label: str
     overrides: Mapping[str, Any]
     note: str = ""
+    seeds: int | None = None  # None: the spec's (grid.seeds, or grid.central_seeds for a central row)
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,7 @@ class Grid:
     seeds: int
     central_seeds: int
     cut: str = ""
+    budget: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,9 +168,24 @@ class PaperSpec:
     def central_rows(self) -> set[str]:
         return {r for c in self.claims if c.central for r in (c.treatment, c.baseline)}
 
-    def seeds_of(self, row: str) -> int:
-        """How many seeds the spec asks for ``row``: ``central_seeds`` for rows of a central claim."""
+    def seeds_of(self, row: str, *, cut: bool = True) -> int:
+        """How many seeds the grid trains for ``row``: the row's own ``seeds`` where it sets one (0: cut from the
+        CPU grid), else ``central_seeds`` for rows of a central claim and ``seeds`` for the others. ``cut=False``
+        ignores the rows' own seeds: the grid as the design asks for it, before it was cut to the budget."""
+        own = self.grid.rows[row].seeds
+        if cut and own is not None:
+            return own
         return self.grid.central_seeds if row in self.central_rows() else self.grid.seeds
+
+    def cut_rows(self) -> dict[str, tuple[int, int]]:
+        """The rows the grid trains with fewer seeds than the design asks for: row -> (seeds trained, seeds
+        asked), in grid order; (0, k) is a row cut altogether."""
+        out = {}
+        for rid in self.grid.rows:
+            have, want = self.seeds_of(rid), self.seeds_of(rid, cut=False)
+            if have < want:
+                out[rid] = (have, want)
+        return out
 
     def metrics_used(self) -> list[str]:
         """Every metric the tables and claims read, in first-use order."""
@@ -271,7 +295,7 @@ def _check_overrides(ctx: _Ctx, where: str, overrides: Mapping[str, Any]) -> Non
 def _grid(ctx: _Ctx, d: Any, *, check_configs: bool) -> Grid:
     if not isinstance(d, Mapping):
         raise ctx.fail("grid", f"must be a mapping, got {d!r}")
-    _unknown_keys(ctx, d, {"recipe", "rows", "seeds", "central_seeds", "cut"}, "grid")
+    _unknown_keys(ctx, d, {"recipe", "rows", "seeds", "central_seeds", "cut", "budget"}, "grid")
     recipe = _req(ctx, d, "recipe", "grid", str)
     seeds = _req(ctx, d, "seeds", "grid", int)
     central = _req(ctx, d, "central_seeds", "grid", int, default=seeds)
@@ -285,14 +309,17 @@ def _grid(ctx: _Ctx, d: Any, *, check_configs: bool) -> Grid:
             raise ctx.fail(where, "row ids are letters, digits and underscores")
         if not isinstance(r, Mapping):
             raise ctx.fail(where, f"must be a mapping {{label, overrides}}, got {r!r}")
-        _unknown_keys(ctx, r, {"label", "overrides", "note"}, where)
+        _unknown_keys(ctx, r, {"label", "overrides", "note", "seeds"}, where)
+        own = r.get("seeds")
+        if own is not None and (not isinstance(own, int) or isinstance(own, bool) or own < 0):
+            raise ctx.fail(f"{where}.seeds", f"must be an integer >= 0 (0 cuts the row), got {own!r}")
         ov = _req(ctx, r, "overrides", where, dict, default={})
         if not all(isinstance(k, str) for k in ov):
             raise ctx.fail(f"{where}.overrides", "keys must be dotted config keys (strings)")
         if "runtime.seed" in ov:
             raise ctx.fail(f"{where}.overrides", "runtime.seed is set per run from grid.seeds, not by a row")
         _check_overrides(ctx, where, ov)
-        rows[rid] = GridRow(rid, _req(ctx, r, "label", where, str), dict(ov), r.get("note") or "")
+        rows[rid] = GridRow(rid, _req(ctx, r, "label", where, str), dict(ov), r.get("note") or "", own)
     if check_configs:
         from ..config import load_config
         from ..paths import repo_root
@@ -305,7 +332,7 @@ def _grid(ctx: _Ctx, d: Any, *, check_configs: bool) -> Grid:
                 load_config(path, row.overrides)
             except (ValueError, TypeError, KeyError) as e:
                 raise ctx.fail(f"grid.rows.{rid}.overrides", f"not a valid config with {recipe}: {e}") from None
-    return Grid(recipe, rows, seeds, central, d.get("cut") or "")
+    return Grid(recipe, rows, seeds, central, d.get("cut") or "", d.get("budget") or "")
 
 
 def _derived(ctx: _Ctx, d: Any) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
@@ -460,12 +487,17 @@ def parse_spec(data: Any, source: str = "<spec>", *, check_configs: bool = True)
             except (ValueError, TypeError, KeyError) as e:
                 raise ctx.fail("paper_overrides", f"row {rid} is not a valid config with {paper_config}: "
                                                   f"{e}") from None
-    return PaperSpec(key=key, chapter=_req(ctx, data, "chapter", "", str), title=_req(ctx, data, "title", "", str),
+    spec = PaperSpec(key=key, chapter=_req(ctx, data, "chapter", "", str), title=_req(ctx, data, "title", "", str),
                      citation=_req(ctx, data, "citation", "", str), text_available=text_available,
                      reconstructed=_req(ctx, data, "reconstructed", "", bool),
                      scale_note=_req(ctx, data, "scale_note", "", str), paper_tables=tuple(tables), grid=grid,
                      our_tables=tuple(ours), claims=tuple(claims), derived_metrics=derived, derived_labels=labels,
                      paper_config=paper_config, paper_overrides=dict(paper_overrides), source=ctx.source)
+    short = spec.cut_rows()
+    if short and not grid.budget.strip():
+        raise ctx.fail("grid.budget", f"rows {list(short)} get fewer seeds than the design asks (their own seeds); "
+                                      f"grid.budget must say what was cut and why")
+    return spec
 
 
 def spec_path(key: str) -> Path:
