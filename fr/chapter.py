@@ -48,7 +48,7 @@ from .config import ExperimentCfg, config_hash, load_config
 from .papers import PaperSpec, load_spec, spec_keys
 from .paths import repo_root
 from .report import format_params as _format_params
-from .results import load_runs, run_id
+from .results import ConfigIdentity, load_runs, run_id
 
 __all__ = ["MODES", "SMOKE_CONFIG", "SMOKE_SEEDS", "Chapter", "RunPlan", "load", "claims_index", "format_params",
            "format_override", "train_command"]
@@ -103,21 +103,14 @@ def _cell(values: Sequence[float]) -> str:
 # --- the chapter ------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class RunPlan:
-    """One run of the grid: its row and seed, the overrides of the recipe, the resolved config and its id."""
+class RunPlan(ConfigIdentity):
+    """One run of the grid: its row and seed, the overrides of the recipe, the resolved config (hence its run id
+    and config hash)."""
 
     row: str
     seed: int
     overrides: Mapping[str, Any]
     config: ExperimentCfg
-
-    @property
-    def run_id(self) -> str:
-        return run_id(self.config)
-
-    @property
-    def config_hash(self) -> str:
-        return config_hash(self.config)
 
 
 class Chapter:

@@ -38,9 +38,9 @@ import pandas as pd
 
 from .chapter import load as load_chapter
 from .chapter import train_command
-from .config import ExperimentCfg, config_hash
+from .config import ExperimentCfg
 from .papers import GRID_BUDGET_HOURS, spec_keys
-from .results import RunRecord, flatten_result, load_run, load_runs, run_id, runs_root
+from .results import ConfigIdentity, RunRecord, flatten_result, load_run, load_runs, runs_root
 
 __all__ = ["SEED_WAVES", "HEADLINE", "GridRun", "collect", "order", "plan", "WallTime", "run_grid",
            "describe_plan", "budget_line", "budget_markdown", "main"]
@@ -60,7 +60,7 @@ HEADLINE = {"LFW": "lfw.accuracy", "CFP-FP": "cfp_fp.accuracy", "CFP-FF": "cfp_f
 
 
 @dataclass(frozen=True)
-class GridRun:
+class GridRun(ConfigIdentity):
     """One run of the grid: its config (recipe + a row's overrides + seed), and every (chapter, row) using it."""
 
     config: ExperimentCfg
@@ -70,14 +70,6 @@ class GridRun:
     uses: tuple[tuple[str, str], ...]  # (chapter key, row id), in reading order
     central: bool  # some using row is the treatment or baseline of a central claim of its chapter
     position: int  # first appearance in the chapters' plans, in reading order (the tie-break of :func:`order`)
-
-    @property
-    def run_id(self) -> str:
-        return run_id(self.config)
-
-    @property
-    def config_hash(self) -> str:
-        return config_hash(self.config)
 
     @property
     def chapters(self) -> list[str]:

@@ -40,6 +40,21 @@ def run_id(cfg: ExperimentCfg) -> str:
     return f"{name}-{config_hash(cfg)[:8]}"
 
 
+class ConfigIdentity:
+    """For a class with a ``config`` (an :class:`ExperimentCfg`): its run id and config hash, the two names
+    by which a run is found (the folder under ``results/runs/`` and the hash inside it)."""
+
+    config: ExperimentCfg
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.config)
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+
 class TrainData(TypedDict):
     """The training set a run used: ``source`` names it, ``sha256`` identifies its content."""
 

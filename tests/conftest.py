@@ -42,3 +42,11 @@ def toy_bin(tmp_path, monkeypatch):
     save_bin(root / "verification" / "toy.bin", faces.images[rows], same)
     monkeypatch.setenv("FR_DATA", str(root))
     return root
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """A test that trains (``fr.train`` sets ``runtime.threads``) leaves the session's thread count as it was."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)

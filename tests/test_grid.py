@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 import fr.grid as G
 import fr.train
@@ -25,13 +24,6 @@ TINY = {
     "schedule.kind": "multistep", "schedule.steps": 6, "schedule.milestones": [1.0],
     "runtime.device": "cpu", "runtime.threads": 1, "runtime.progress": False,
 }
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
 
 
 def grid_run(row: str, seed: int, *, central=False, chapters=("toy",), position=0, **extra) -> G.GridRun:

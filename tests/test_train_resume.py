@@ -30,13 +30,6 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(**extra):
     return load_config(None, {**TINY, **extra})
 
