@@ -269,17 +269,17 @@ def _row_labels(recipe: str) -> dict[str, tuple[int, str]]:
     return out
 
 
-def readme_results(results_root=None, recipe: str = README_RECIPE) -> str:
-    """The README's results table (markdown): one row per method recorded with ``recipe`` (its runs grouped by
-    their overrides of the recipe, seeds apart), each column of :data:`README_COLUMNS` as mean ± std over seeds in
-    percent (``(n=k)`` where fewer seeds have the metric, ``—`` where none has), and the command that records the
-    row. Methods follow the chapters' reading order (their grid rows' labels), then the others by head."""
+def _method_groups(results_root=None, recipe: str = README_RECIPE) -> list[dict]:
+    """The runs recorded with ``recipe`` grouped by method (their overrides of the recipe, seeds apart), in the
+    chapters' reading order (their grid rows' labels), then the others by head. Per method: ``method`` (its label:
+    the grid row's label and the head parameters, plus what else differs from the recipe where no grid row names
+    it), ``overrides`` (those of the command that records it: head name and parameters first, even where they are
+    the recipe's) and ``runs`` (:func:`fr.results.load_runs` rows, by seed)."""
     import dataclasses
 
-    from .chapter import _cell, train_command
     from .config import config_hash, load_config
-    from .results import load_run, load_runs, runs_root
     from .report import format_params
+    from .results import load_run, load_runs, runs_root
 
     name = load_config(repo_root() / recipe).name
     runs = load_runs(results_root, name=name)
@@ -303,23 +303,44 @@ def readme_results(results_root=None, recipe: str = README_RECIPE) -> str:
                                           key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
             cmd_ov = {"head.name": cfg.head.name, "head.params": params_in_order,
                       **{k: v for k, v in ov.items() if k not in ("head.name", "head.params")}}
-            groups[key] = {"sort": (pos, cfg.head.name, key), "method": method, "ov": cmd_ov, "runs": []}
+            groups[key] = {"sort": (pos, cfg.head.name, key), "method": method, "overrides": cmd_ov, "runs": []}
         groups[key]["runs"].append(r)
+    out = sorted(groups.values(), key=lambda g: g["sort"])
+    for g in out:
+        g["runs"].sort(key=lambda r: r["seed"])
+    return out
+
+
+def _seed_cells(runs: list[dict], columns) -> list[str]:
+    """Per record column, mean ± std over ``runs`` in percent (:func:`fr.chapter._cell`), ``(n=k)`` where only k
+    of the runs have the metric, ``—`` where none has."""
+    from .chapter import _cell
+
+    cells = []
+    for col in columns:
+        vals = [float(r[col]) for r in runs if r.get(col) is not None and not math.isnan(float(r[col]))]
+        cell = _cell(vals)
+        if vals and len(vals) < len(runs):
+            cell += f" (n={len(vals)})"
+        cells.append(cell)
+    return cells
+
+
+def readme_results(results_root=None, recipe: str = README_RECIPE) -> str:
+    """The README's results table (markdown): one row per method recorded with ``recipe`` (:func:`_method_groups`),
+    each column of :data:`README_COLUMNS` as mean ± std over seeds in percent (``(n=k)`` where fewer seeds have
+    the metric, ``—`` where none has), and the command that records the row."""
+    from .chapter import train_command
+
+    groups = _method_groups(results_root, recipe)
     header = ["Method", "seeds", *README_COLUMNS, "command (seed 0)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for g in sorted(groups.values(), key=lambda g: g["sort"]):
-        rs = sorted(g["runs"], key=lambda r: r["seed"])
-        seeds = [int(r["seed"]) for r in rs]
-        cells = []
-        for col in README_COLUMNS.values():
-            vals = [float(r[col]) for r in rs if r.get(col) is not None and not math.isnan(float(r[col]))]
-            cell = _cell(vals)
-            if vals and len(vals) < len(rs):
-                cell += f" (n={len(vals)})"
-            cells.append(cell)
-        cmd = train_command(recipe, g["ov"])
-        lines.append(f"| {_md_cell(g['method'])} | {len(rs)} ({', '.join(map(str, seeds))}) | {' | '.join(cells)} | "
-                     f"`{cmd}` |")
+    for g in groups:
+        seeds = [int(r["seed"]) for r in g["runs"]]
+        cells = _seed_cells(g["runs"], README_COLUMNS.values())
+        cmd = train_command(recipe, g["overrides"])
+        lines.append(f"| {_md_cell(g['method'])} | {len(seeds)} ({', '.join(map(str, seeds))}) | "
+                     f"{' | '.join(cells)} | `{cmd}` |")
     if not groups:
         lines.append("| no run recorded | 0 |" + " — |" * len(README_COLUMNS) + " |")
     lines += ["", f"Mean ± std over seeds (n runs, their seeds in brackets), in %, of the runs recorded under "
