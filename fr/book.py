@@ -20,7 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+
+import pandas as pd
 
 from .heads import head_info, list_heads
 from .paths import repo_root
@@ -369,6 +373,137 @@ def write_readme(path: Path | None = None, results_root=None) -> bool:
     if new != old:
         path.write_text(new, encoding="utf-8")
     return new != old
+
+
+# --- the calibration anchor: a pretrained model beside the CPU recipe's --------------------------------------------
+
+#: the calibration table's columns (header -> record column, fractions shown in percent): the README's, with the
+#: all-pairs TAR on CFP frontal x profile after LFW's and the pose identification rank-1 after the low-quality one
+CALIBRATION_COLUMNS = {**{h: c for h, c in README_COLUMNS.items() if not c.endswith(".rank1")},
+                       "TAR@FAR=1e-4 (CFP frontal-profile all-pairs)": "cfp_fp_allpairs.tar@1e-04",
+                       **{h: c for h, c in README_COLUMNS.items() if c.endswith(".rank1")},
+                       "CFP pose rank-1": "cfp_ident_pose.rank1"}
+#: the calibration records' run name (``scripts/record_calibration.py`` files them as ``<name>-<settings hash>``)
+CALIBRATION_NAME = "calibration_dlib"
+CALIBRATION_LABEL = "dlib ResNet-29, pretrained (calibration)"
+CALIBRATION_COMMAND = "python scripts/record_calibration.py --protocols all"
+
+
+@dataclass(frozen=True)
+class CalibrationRecord:
+    """A complete calibration record read back: its folder, when it was recorded, its results flattened into
+    :func:`fr.results.flatten_result`'s columns, the protocols it covers and how its model was run."""
+
+    path: Path
+    created_utc: datetime
+    row: dict
+    protocols: tuple[str, ...]
+    alignment: str | None
+    flip: str | None
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+
+def read_calibration(path) -> CalibrationRecord | None:
+    """The calibration record in folder ``path`` (``scripts/record_calibration.py``), read with
+    :func:`fr.results.load_run`: its results by protocol are the suite's, plus the ``.bin`` results of ``metrics``
+    the suite lacks. None while the record is being written (no complete ``metrics.json`` yet); a ValueError
+    naming the folder when the record is damaged."""
+    from .results import flatten_result, load_run
+
+    path = Path(path)
+    redo = f"re-record it with `{CALIBRATION_COMMAND} --force`, or remove the folder"
+
+    def damaged(why: str) -> ValueError:
+        return ValueError(f"calibration record {path} is damaged: {why}; {redo}")
+
+    try:
+        rec = load_run(path)
+    except (OSError, ValueError, TypeError, AttributeError) as e:  # unreadable file, bad JSON, not a JSON object
+        raise damaged(f"its metrics.json cannot be read ({e})") from e
+    m = rec.metrics
+    if m is None or not rec.complete:
+        return None
+    if m.get("kind") != "calibration":
+        raise damaged(f"its metrics.json has kind {m.get('kind')!r}, not 'calibration'")
+    bins, suite = m.get("metrics"), m.get("suite")
+    protocols = suite.get("protocols") if isinstance(suite, dict) else None
+    if not isinstance(bins, dict) or not isinstance(protocols, dict):
+        raise damaged("its metrics.json needs a mapping 'metrics' and a mapping 'suite.protocols'")
+    results = {**bins, **protocols}
+    bad = sorted(name for name, r in results.items() if not isinstance(r, dict))
+    if bad:
+        raise damaged(f"the results of {bad} are not mappings")
+    try:
+        created = datetime.fromisoformat(str(m.get("created_utc")))
+    except ValueError:
+        raise damaged(f"created_utc {m.get('created_utc')!r} is not an ISO date") from None
+    row = {k: v for name, r in results.items() for k, v in flatten_result(name, r).items()}
+    for col in CALIBRATION_COLUMNS.values():
+        v = row.get(col)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise damaged(f"{col} is {v!r}, not a number")
+    model = m.get("model") if isinstance(m.get("model"), dict) else {}
+    embedding = suite.get("embedding") if isinstance(suite.get("embedding"), dict) else {}
+    return CalibrationRecord(path, created, row, tuple(sorted(results)), model.get("alignment"),
+                             embedding.get("flip"))
+
+
+def calibration_record(results_root=None) -> CalibrationRecord | None:
+    """The calibration record the book shows: of the complete ``calibration_dlib-*`` records under
+    ``<results_root>/runs``, the one covering the most protocols, the newest (``created_utc``) among equals;
+    None when there is none. A damaged record raises (:func:`read_calibration`)."""
+    from .results import runs_root
+
+    found = [read_calibration(p) for p in sorted(runs_root(results_root).glob(f"{CALIBRATION_NAME}-*"))
+             if (p / "calibration.yaml").is_file()]
+    found = [r for r in found if r is not None]
+    return max(found, key=lambda r: (len(r.protocols), r.created_utc), default=None)
+
+
+def calibration_table(results_root=None, recipe: str = README_RECIPE, rows=None) -> pd.DataFrame:
+    """An anchor for the CPU recipe's numbers: the pretrained dlib model (:func:`calibration_record`, one model:
+    n = 1, no std) above one row per method recorded with ``recipe`` (:func:`_method_groups`, mean ± std over
+    seeds, n runs), each column of :data:`CALIBRATION_COLUMNS` in percent as in the chapters' tables; ``—`` where
+    a row has no record of the protocol, ``(n=k)`` where only k seeds have it.
+
+    rows: the methods to show, by their ``Method`` label (``"CosFace (s=30, m=0.35)"``), in that order; None:
+    every method recorded. ``attrs["legend"]`` says what the cells are (markdown), and, where no calibration
+    record is present, the command that records it; ``attrs["record"]`` is the record's folder name (or None)."""
+    cal = calibration_record(results_root)
+    groups = _method_groups(results_root, recipe)
+    if rows is not None:
+        by_label = {g["method"]: g for g in groups}
+        unknown = [r for r in rows if r not in by_label]
+        if unknown:
+            raise ValueError(f"no runs recorded with {recipe} for {unknown}; recorded: {sorted(by_label)}")
+        groups = [by_label[r] for r in rows]
+    header = ["Method", "n", *CALIBRATION_COLUMNS]
+    table = [[g["method"], len(g["runs"]), *_seed_cells(g["runs"], CALIBRATION_COLUMNS.values())] for g in groups]
+    if cal is not None:
+        table.insert(0, [CALIBRATION_LABEL, 1, *_seed_cells([cal.row], CALIBRATION_COLUMNS.values())])
+    df = pd.DataFrame(table, columns=header)
+    legend = [f"Per cent. Trained rows: mean ± std over the seeds recorded with `{recipe}` (n runs; `(n=k)`: only "
+              f"k of them recorded that protocol). TAR@FAR is pooled over all pairs (this project's all-pairs "
+              f"estimator), not insightface's fold-wise VAL@FAR. `—`: not recorded on this protocol."]
+    if cal is None:
+        legend.append(f"No calibration record is present (a pretrained model evaluated on these protocols): "
+                      f"`{CALIBRATION_COMMAND}` records it (it needs the `calibration` extra, "
+                      f"`pip install -e '.[calibration]'`).")
+    else:
+        how = ", ".join(f"{k} {v}" for k, v in (("alignment", cal.alignment), ("flip", cal.flip)) if v)
+        legend.append(f"The dlib row is one pretrained model, record `{cal.run_id}` "
+                      f"({how + ', ' if how else ''}recorded {cal.created_utc:%Y-%m-%d}), evaluated through the same "
+                      f"loaders and protocols.")
+        missing = sorted({c.partition(".")[0] for c in CALIBRATION_COLUMNS.values()} - set(cal.protocols))
+        if missing:
+            legend.append(f"Its record lacks {', '.join(f'`{p}`' for p in missing)}: `{CALIBRATION_COMMAND}` "
+                          f"records every protocol.")
+    df.attrs["legend"] = " ".join(legend)
+    df.attrs["record"] = cal.run_id if cal is not None else None
+    return df
 
 
 def main(argv=None) -> None:
