@@ -12,6 +12,9 @@
 ``<!-- results:end -->``) from the recorded runs of the CPU recipe (:func:`readme_results`); a test fails while the
 README's table differs from what the records give.
 
+:func:`calibration_table` sets the pretrained dlib model's calibration record (``scripts/record_calibration.py``)
+beside the CPU recipe's methods, on the README's columns and two more (the baselines chapter shows it).
+
 ``python -m fr.book --hide-inputs NB...`` tags the code cells of notebooks executed by papermill
 ``hide-input``, so the book shows results with the code behind a toggle (:func:`hide_inputs`).
 """
