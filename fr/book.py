@@ -12,6 +12,9 @@
 ``<!-- results:end -->``) from the recorded runs of the CPU recipe (:func:`readme_results`); a test fails while the
 README's table differs from what the records give.
 
+:func:`calibration_table` sets the pretrained dlib model's calibration record (``scripts/record_calibration.py``)
+beside the CPU recipe's methods, on the README's columns and two more (the baselines chapter shows it).
+
 ``python -m fr.book --hide-inputs NB...`` tags the code cells of notebooks executed by papermill
 ``hide-input``, so the book shows results with the code behind a toggle (:func:`hide_inputs`).
 """
@@ -20,7 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+
+import pandas as pd
 
 from .heads import head_info, list_heads
 from .paths import repo_root
@@ -269,17 +276,17 @@ def _row_labels(recipe: str) -> dict[str, tuple[int, str]]:
     return out
 
 
-def readme_results(results_root=None, recipe: str = README_RECIPE) -> str:
-    """The README's results table (markdown): one row per method recorded with ``recipe`` (its runs grouped by
-    their overrides of the recipe, seeds apart), each column of :data:`README_COLUMNS` as mean ± std over seeds in
-    percent (``(n=k)`` where fewer seeds have the metric, ``—`` where none has), and the command that records the
-    row. Methods follow the chapters' reading order (their grid rows' labels), then the others by head."""
+def _method_groups(results_root=None, recipe: str = README_RECIPE) -> list[dict]:
+    """The runs recorded with ``recipe`` grouped by method (their overrides of the recipe, seeds apart), in the
+    chapters' reading order (their grid rows' labels), then the others by head. Per method: ``method`` (its label:
+    the grid row's label and the head parameters, plus what else differs from the recipe where no grid row names
+    it), ``overrides`` (those of the command that records it: head name and parameters first, even where they are
+    the recipe's) and ``runs`` (:func:`fr.results.load_runs` rows, by seed)."""
     import dataclasses
 
-    from .chapter import _cell, train_command
     from .config import config_hash, load_config
-    from .results import load_run, load_runs, runs_root
     from .report import format_params
+    from .results import load_run, load_runs, runs_root
 
     name = load_config(repo_root() / recipe).name
     runs = load_runs(results_root, name=name)
@@ -303,23 +310,44 @@ def readme_results(results_root=None, recipe: str = README_RECIPE) -> str:
                                           key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
             cmd_ov = {"head.name": cfg.head.name, "head.params": params_in_order,
                       **{k: v for k, v in ov.items() if k not in ("head.name", "head.params")}}
-            groups[key] = {"sort": (pos, cfg.head.name, key), "method": method, "ov": cmd_ov, "runs": []}
+            groups[key] = {"sort": (pos, cfg.head.name, key), "method": method, "overrides": cmd_ov, "runs": []}
         groups[key]["runs"].append(r)
+    out = sorted(groups.values(), key=lambda g: g["sort"])
+    for g in out:
+        g["runs"].sort(key=lambda r: r["seed"])
+    return out
+
+
+def _seed_cells(runs: list[dict], columns) -> list[str]:
+    """Per record column, mean ± std over ``runs`` in percent (:func:`fr.chapter._cell`), ``(n=k)`` where only k
+    of the runs have the metric, ``—`` where none has."""
+    from .chapter import _cell
+
+    cells = []
+    for col in columns:
+        vals = [float(r[col]) for r in runs if r.get(col) is not None and not math.isnan(float(r[col]))]
+        cell = _cell(vals)
+        if vals and len(vals) < len(runs):
+            cell += f" (n={len(vals)})"
+        cells.append(cell)
+    return cells
+
+
+def readme_results(results_root=None, recipe: str = README_RECIPE) -> str:
+    """The README's results table (markdown): one row per method recorded with ``recipe`` (:func:`_method_groups`),
+    each column of :data:`README_COLUMNS` as mean ± std over seeds in percent (``(n=k)`` where fewer seeds have
+    the metric, ``—`` where none has), and the command that records the row."""
+    from .chapter import train_command
+
+    groups = _method_groups(results_root, recipe)
     header = ["Method", "seeds", *README_COLUMNS, "command (seed 0)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for g in sorted(groups.values(), key=lambda g: g["sort"]):
-        rs = sorted(g["runs"], key=lambda r: r["seed"])
-        seeds = [int(r["seed"]) for r in rs]
-        cells = []
-        for col in README_COLUMNS.values():
-            vals = [float(r[col]) for r in rs if r.get(col) is not None and not math.isnan(float(r[col]))]
-            cell = _cell(vals)
-            if vals and len(vals) < len(rs):
-                cell += f" (n={len(vals)})"
-            cells.append(cell)
-        cmd = train_command(recipe, g["ov"])
-        lines.append(f"| {_md_cell(g['method'])} | {len(rs)} ({', '.join(map(str, seeds))}) | {' | '.join(cells)} | "
-                     f"`{cmd}` |")
+    for g in groups:
+        seeds = [int(r["seed"]) for r in g["runs"]]
+        cells = _seed_cells(g["runs"], README_COLUMNS.values())
+        cmd = train_command(recipe, g["overrides"])
+        lines.append(f"| {_md_cell(g['method'])} | {len(seeds)} ({', '.join(map(str, seeds))}) | "
+                     f"{' | '.join(cells)} | `{cmd}` |")
     if not groups:
         lines.append("| no run recorded | 0 |" + " — |" * len(README_COLUMNS) + " |")
     lines += ["", f"Mean ± std over seeds (n runs, their seeds in brackets), in %, of the runs recorded under "
@@ -348,6 +376,137 @@ def write_readme(path: Path | None = None, results_root=None) -> bool:
     if new != old:
         path.write_text(new, encoding="utf-8")
     return new != old
+
+
+# --- the calibration anchor: a pretrained model beside the CPU recipe's --------------------------------------------
+
+#: the calibration table's columns (header -> record column, fractions shown in percent): the README's, with the
+#: all-pairs TAR on CFP frontal x profile after LFW's and the pose identification rank-1 after the low-quality one
+CALIBRATION_COLUMNS = {**{h: c for h, c in README_COLUMNS.items() if not c.endswith(".rank1")},
+                       "TAR@FAR=1e-4 (CFP frontal-profile all-pairs)": "cfp_fp_allpairs.tar@1e-04",
+                       **{h: c for h, c in README_COLUMNS.items() if c.endswith(".rank1")},
+                       "CFP pose rank-1": "cfp_ident_pose.rank1"}
+#: the calibration records' run name (``scripts/record_calibration.py`` files them as ``<name>-<settings hash>``)
+CALIBRATION_NAME = "calibration_dlib"
+CALIBRATION_LABEL = "dlib ResNet-29, pretrained (calibration)"
+CALIBRATION_COMMAND = "python scripts/record_calibration.py --protocols all"
+
+
+@dataclass(frozen=True)
+class CalibrationRecord:
+    """A complete calibration record read back: its folder, when it was recorded, its results flattened into
+    :func:`fr.results.flatten_result`'s columns, the protocols it covers and how its model was run."""
+
+    path: Path
+    created_utc: datetime
+    row: dict
+    protocols: tuple[str, ...]
+    alignment: str | None
+    flip: str | None
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+
+def read_calibration(path) -> CalibrationRecord | None:
+    """The calibration record in folder ``path`` (``scripts/record_calibration.py``), read with
+    :func:`fr.results.load_run`: its results by protocol are the suite's, plus the ``.bin`` results of ``metrics``
+    the suite lacks. None while the record is being written (no complete ``metrics.json`` yet); a ValueError
+    naming the folder when the record is damaged."""
+    from .results import flatten_result, load_run
+
+    path = Path(path)
+    redo = f"re-record it with `{CALIBRATION_COMMAND} --force`, or remove the folder"
+
+    def damaged(why: str) -> ValueError:
+        return ValueError(f"calibration record {path} is damaged: {why}; {redo}")
+
+    try:
+        rec = load_run(path)
+    except (OSError, ValueError, TypeError, AttributeError) as e:  # unreadable file, bad JSON, not a JSON object
+        raise damaged(f"its metrics.json cannot be read ({e})") from e
+    m = rec.metrics
+    if m is None or not rec.complete:
+        return None
+    if m.get("kind") != "calibration":
+        raise damaged(f"its metrics.json has kind {m.get('kind')!r}, not 'calibration'")
+    bins, suite = m.get("metrics"), m.get("suite")
+    protocols = suite.get("protocols") if isinstance(suite, dict) else None
+    if not isinstance(bins, dict) or not isinstance(protocols, dict):
+        raise damaged("its metrics.json needs a mapping 'metrics' and a mapping 'suite.protocols'")
+    results = {**bins, **protocols}
+    bad = sorted(name for name, r in results.items() if not isinstance(r, dict))
+    if bad:
+        raise damaged(f"the results of {bad} are not mappings")
+    try:
+        created = datetime.fromisoformat(str(m.get("created_utc")))
+    except ValueError:
+        raise damaged(f"created_utc {m.get('created_utc')!r} is not an ISO date") from None
+    row = {k: v for name, r in results.items() for k, v in flatten_result(name, r).items()}
+    for col in CALIBRATION_COLUMNS.values():
+        v = row.get(col)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise damaged(f"{col} is {v!r}, not a number")
+    model = m.get("model") if isinstance(m.get("model"), dict) else {}
+    embedding = suite.get("embedding") if isinstance(suite.get("embedding"), dict) else {}
+    return CalibrationRecord(path, created, row, tuple(sorted(results)), model.get("alignment"),
+                             embedding.get("flip"))
+
+
+def calibration_record(results_root=None) -> CalibrationRecord | None:
+    """The calibration record the book shows: of the complete ``calibration_dlib-*`` records under
+    ``<results_root>/runs``, the one covering the most protocols, the newest (``created_utc``) among equals;
+    None when there is none. A damaged record raises (:func:`read_calibration`)."""
+    from .results import runs_root
+
+    found = [read_calibration(p) for p in sorted(runs_root(results_root).glob(f"{CALIBRATION_NAME}-*"))
+             if (p / "calibration.yaml").is_file()]
+    found = [r for r in found if r is not None]
+    return max(found, key=lambda r: (len(r.protocols), r.created_utc), default=None)
+
+
+def calibration_table(results_root=None, recipe: str = README_RECIPE, rows=None) -> pd.DataFrame:
+    """An anchor for the CPU recipe's numbers: the pretrained dlib model (:func:`calibration_record`, one model:
+    n = 1, no std) above one row per method recorded with ``recipe`` (:func:`_method_groups`, mean ± std over
+    seeds, n runs), each column of :data:`CALIBRATION_COLUMNS` in percent as in the chapters' tables; ``—`` where
+    a row has no record of the protocol, ``(n=k)`` where only k seeds have it.
+
+    rows: the methods to show, by their ``Method`` label (``"CosFace (s=30, m=0.35)"``), in that order; None:
+    every method recorded. ``attrs["legend"]`` says what the cells are (markdown), and, where no calibration
+    record is present, the command that records it; ``attrs["record"]`` is the record's folder name (or None)."""
+    cal = calibration_record(results_root)
+    groups = _method_groups(results_root, recipe)
+    if rows is not None:
+        by_label = {g["method"]: g for g in groups}
+        unknown = [r for r in rows if r not in by_label]
+        if unknown:
+            raise ValueError(f"no runs recorded with {recipe} for {unknown}; recorded: {sorted(by_label)}")
+        groups = [by_label[r] for r in rows]
+    header = ["Method", "n", *CALIBRATION_COLUMNS]
+    table = [[g["method"], len(g["runs"]), *_seed_cells(g["runs"], CALIBRATION_COLUMNS.values())] for g in groups]
+    if cal is not None:
+        table.insert(0, [CALIBRATION_LABEL, 1, *_seed_cells([cal.row], CALIBRATION_COLUMNS.values())])
+    df = pd.DataFrame(table, columns=header)
+    legend = [f"Per cent. Trained rows: mean ± std over the seeds recorded with `{recipe}` (n runs; `(n=k)`: only "
+              f"k of them recorded that protocol). TAR@FAR is pooled over all pairs (this project's all-pairs "
+              f"estimator), not insightface's fold-wise VAL@FAR. `—`: not recorded on this protocol."]
+    if cal is None:
+        legend.append(f"No calibration record is present (a pretrained model evaluated on these protocols): "
+                      f"`{CALIBRATION_COMMAND}` records it (it needs the `calibration` extra, "
+                      f"`pip install -e '.[calibration]'`).")
+    else:
+        how = ", ".join(f"{k} {v}" for k, v in (("alignment", cal.alignment), ("flip", cal.flip)) if v)
+        legend.append(f"The dlib row is one pretrained model, record `{cal.run_id}` "
+                      f"({how + ', ' if how else ''}recorded {cal.created_utc:%Y-%m-%d}), evaluated through the same "
+                      f"loaders and protocols.")
+        missing = sorted({c.partition(".")[0] for c in CALIBRATION_COLUMNS.values()} - set(cal.protocols))
+        if missing:
+            legend.append(f"Its record lacks {', '.join(f'`{p}`' for p in missing)}: `{CALIBRATION_COMMAND}` "
+                          f"records every protocol.")
+    df.attrs["legend"] = " ".join(legend)
+    df.attrs["record"] = cal.run_id if cal is not None else None
+    return df
 
 
 def main(argv=None) -> None:
