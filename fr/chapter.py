@@ -6,6 +6,7 @@
     ch.paper_tables()                       # [(meta, DataFrame)] as printed in the paper
     ch.missing_runs()                       # DataFrame(row, seed, command): what "full" would train
     ch.our_tables()                         # [(meta, DataFrame)] mean ± std over seeds, n, stand-ins
+    ch.show_paper_tables(); ch.show_our_tables()   # both, displayed in a notebook with titles and legends
     ch.comparisons()                        # per claim and metric: paired differences, CI, MDD, verdict
     ch.verdicts()                           # per claim: the verdict of its first metric (fr.verdict)
     chapter.claims_index()                  # every paper's claims with verdicts (the book's front page)
@@ -381,7 +382,7 @@ class Chapter:
         out = []
         for t in self.spec.paper_tables:
             meta = {"id": t.id, "source": t.source, "caption": t.caption, "notes": t.notes,
-                    "title": self._label(f"{t.source}, as printed in the paper"), "unavailable": t.unavailable}
+                    "title": self._label(f"{_capital(t.source)}, as printed"), "unavailable": t.unavailable}
             if t.unavailable is not None:
                 out.append((meta, None))
                 continue
@@ -426,10 +427,31 @@ class Chapter:
                 if label:
                     legend.append(f"  `{c.metric}` is the {label}.")
             meta = {"id": t.id, "mirrors": t.mirrors, "source": paper.source, "notes": t.notes,
-                    "title": self._label(f"{paper.source}, ours ({self._scale_words()})"),
+                    "title": self._label(f"{_capital(paper.source)}: ours ({self._scale_words()})"),
                     "legend": "\n".join(legend), "recipe": self.recipe}
             out.append((meta, pd.DataFrame(rows)))
         return out
+
+    def show_paper_tables(self) -> None:
+        """Display (in a notebook) each of the paper's tables as printed: a heading with its title, the caption,
+        the table (or why there is none) and the transcription notes."""
+        from IPython.display import Markdown, display
+
+        for meta, table in self.paper_tables():
+            display(Markdown(f"### {meta['title']}\n\n{meta['caption'] or ''}"))
+            display(table if table is not None else Markdown(f"*No table available:* {meta['unavailable']}"))
+            if meta["notes"]:
+                display(Markdown(f"*Transcription:* {meta['notes']}"))
+
+    def show_our_tables(self) -> None:
+        """Display (in a notebook) each of our tables: a heading with its title, the table, and its legend (the
+        stand-ins and the columns we cannot have) with the table's notes."""
+        from IPython.display import Markdown, display
+
+        for meta, table in self.our_tables():
+            display(Markdown(f"### {meta['title']}"))
+            display(table)
+            display(Markdown(meta["legend"] + (f"\n\n{meta['notes']}" if meta["notes"] else "")))
 
     def _scale_words(self) -> str:
         return {"smoke": "smoke run: synthetic data, numbers mean nothing",
@@ -547,6 +569,11 @@ class Chapter:
                                     f"n={v.n} paired seeds"})
         return pd.DataFrame(out, columns=["claim", "text", "source", "central", "treatment", "baseline", "paper",
                                           "metric", "verdict", "mdd", "ours", "evidence"])
+
+
+def _capital(text: str) -> str:
+    """``text`` with its first letter upper-case (a source such as "abstract" opens a heading)."""
+    return text[:1].upper() + text[1:]
 
 
 def _num(x) -> str:

@@ -381,3 +381,19 @@ def test_a_row_the_budget_cuts_is_not_planned_but_shown_if_recorded(tmp_path):
     assert ch.verdicts().set_index("claim").loc["softmax_vs_cos", "verdict"] != V.NOT_RUN
     # with explicit seeds every row has them and there is no budget note
     assert ch.prepare("report", seeds=2, results_root=root).cut_markdown() == ""
+
+
+def test_show_tables_display_titles_tables_and_legends(toy, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs: shown.extend(objs))
+    toy.show_paper_tables()
+    texts = [o.data for o in shown if isinstance(o, IPython.display.Markdown)]
+    assert texts[0].startswith("### Table 1, as printed") and "verification accuracy" in texts[0]
+    assert sum(isinstance(o, type(toy.paper_tables()[0][1])) for o in shown) == 1
+    shown.clear()
+    toy.show_our_tables()
+    texts = [o.data for o in shown if isinstance(o, IPython.display.Markdown)]
+    assert texts[0].startswith("### Table 1: ours (CPU scale") and "AgeDB**: not available — no AgeDB here" in texts[1]
+    assert "stand-in — CFP-FP itself" in texts[1]
