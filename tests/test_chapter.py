@@ -384,6 +384,7 @@ def test_a_row_the_budget_cuts_is_not_planned_but_shown_if_recorded(tmp_path):
 
 
 def test_show_tables_display_titles_tables_and_legends(toy, monkeypatch):
+    pytest.importorskip("IPython", reason="IPython comes with the book extra (pip install -e '.[book]')")
     import IPython.display
 
     shown = []
