@@ -16,10 +16,11 @@ import yaml
 from fr import chapter
 from fr import verdict as V
 from fr.book import claims_page, write_front_matter
-from fr.config import config_hash, dump_yaml, load_config
+from fr.config import config_hash, load_config
 from fr.eval.verification import correct_from_hex
 from fr.papers import parse_spec
-from fr.results import RunMetrics, run_id, runs_root
+from records import write_record
+from fr.results import run_id
 
 ROOT = Path(__file__).resolve().parents[1]
 N_PAIRS = 400
@@ -64,10 +65,6 @@ def _correct(acc: float, seed: int) -> np.ndarray:
 
 def fabricate(root: Path, cfg, accs: dict[str, float], rank1: float | None = None) -> str:
     """A complete run record of ``cfg`` under ``root`` with the given verification accuracies."""
-    rid = run_id(cfg)
-    d = runs_root(root) / rid
-    d.mkdir(parents=True)
-    (d / "config.yaml").write_text(dump_yaml(cfg))
     metrics = {}
     for k, (name, acc) in enumerate(accs.items()):
         c = _correct(acc, cfg.runtime.seed * 10 + k)
@@ -75,14 +72,7 @@ def fabricate(root: Path, cfg, accs: dict[str, float], rank1: float | None = Non
                          "n_pairs": N_PAIRS, "correct_hex": np.packbits(c).tobytes().hex()}
     if rank1 is not None:
         metrics["lfw_ident_lq"] = {"cmc": {"1": rank1, "5": rank1 + 0.1, "20": rank1 + 0.2}}
-    rm = RunMetrics(run_id=rid, name=cfg.name, paper=cfg.paper, config_hash=config_hash(cfg),
-                    created_utc="2026-01-01T00:00:00+00:00", steps=10, epochs=1.0, wall_time_s=1.0,
-                    train_time_s=1.0, eval_time_s=0.0, session_time_s=1.0, derived={},
-                    train={"final_loss": 1.0, "final_acc": 0.5, "images_per_s": 100.0,
-                           "data": {"source": "fabricated", "sha256": None, "num_images": 1, "num_classes": 1}},
-                    metrics=metrics, model={"path": "ckpt/model.pt", "sha256": "0", "input_spec": {}})
-    (d / "metrics.json").write_text(json.dumps(rm.to_dict()))
-    return rid
+    return write_record(root, cfg, metrics)
 
 
 def _cfg(row: str, seed: int):

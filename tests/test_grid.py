@@ -2,7 +2,6 @@
 and a fake clock) and on a tiny synthetic config (a run killed with or without a checkpoint is completed)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -10,9 +9,10 @@ import pytest
 
 import fr.grid as G
 import fr.train
-from fr.config import config_hash, dump_yaml, load_config
+from fr.config import dump_yaml, load_config
 from fr.papers import GRID_BUDGET_HOURS
-from fr.results import RunMetrics, load_run, run_id, runs_root
+from fr.results import load_run, run_id, runs_root
+from records import write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,19 +34,8 @@ def grid_run(row: str, seed: int, *, central=False, chapters=("toy",), position=
 
 def record(root: Path, cfg, *, wall: float = 100.0, lfw: float = 0.8) -> str:
     """A complete (fabricated) record of ``cfg`` under ``root``."""
-    d = runs_root(root) / run_id(cfg)
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "config.yaml").write_text(dump_yaml(cfg))
-    rm = RunMetrics(run_id=run_id(cfg), name=cfg.name, paper=cfg.paper, config_hash=config_hash(cfg),
-                    created_utc="2026-01-01T00:00:00+00:00", steps=cfg.schedule.steps or 0, epochs=1.0,
-                    wall_time_s=wall, train_time_s=wall, eval_time_s=0.0, session_time_s=wall, derived={},
-                    train={"final_loss": 1.0, "final_acc": 0.5, "images_per_s": 1.0,
-                           "data": {"source": "fabricated", "sha256": None, "num_images": 1, "num_classes": 1}},
-                    metrics={"lfw": {"accuracy": lfw, "spread": 0.0, "protocol": "fabricated", "sha256": "x",
-                                     "n_pairs": 10}},
-                    model={"path": "ckpt/model.pt", "sha256": "0", "input_spec": {}})
-    (d / "metrics.json").write_text(json.dumps(rm.to_dict()))
-    return run_id(cfg)
+    return write_record(root, cfg, {"lfw": {"accuracy": lfw, "spread": 0.0, "protocol": "fabricated", "sha256": "x",
+                                            "n_pairs": 10}}, steps=cfg.schedule.steps or 0, wall=wall)
 
 
 class FakeTrainer:

@@ -2,7 +2,6 @@
 committed records."""
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
 
@@ -11,8 +10,8 @@ import pytest
 
 from fr.book import (README_END, README_START, readme_results, readme_with_results, recipe_overrides,
                      write_readme)
-from fr.config import config_hash, dump_yaml, load_config
-from fr.results import RunMetrics, run_id, runs_root
+from fr.config import config_hash, load_config
+from records import write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs/cpu/celeba_v2.yaml"
@@ -23,9 +22,6 @@ def fabricate(root: Path, overrides: dict, seed: int, *, lfw: float, cfp_ff: flo
               tar: float | None = None, rank1: float | None = None) -> str:
     """A complete record of the recipe with ``overrides`` and ``seed`` (only the metrics given)."""
     cfg = load_config(RECIPE, {**overrides, "runtime.seed": seed})
-    d = runs_root(root) / run_id(cfg)
-    d.mkdir(parents=True)
-    (d / "config.yaml").write_text(dump_yaml(cfg))
     metrics = {"lfw": {"accuracy": lfw, "spread": 0.0, "protocol": "fabricated", "sha256": "x", "n_pairs": 10}}
     if cfp_ff is not None:
         metrics["cfp_ff"] = {**metrics["lfw"], "accuracy": cfp_ff}
@@ -33,14 +29,7 @@ def fabricate(root: Path, overrides: dict, seed: int, *, lfw: float, cfp_ff: flo
         metrics["lfw_allpairs"] = {"tar_at_far": {"1e-04": tar, "1e-06": None}}
     if rank1 is not None:
         metrics["lfw_ident_lq"] = {"cmc": {"1": rank1, "5": rank1, "20": rank1}}
-    rm = RunMetrics(run_id=run_id(cfg), name=cfg.name, paper=cfg.paper, config_hash=config_hash(cfg),
-                    created_utc="2026-01-01T00:00:00+00:00", steps=10, epochs=1.0, wall_time_s=1.0,
-                    train_time_s=1.0, eval_time_s=0.0, session_time_s=1.0, derived={},
-                    train={"final_loss": 1.0, "final_acc": 0.5, "images_per_s": 1.0,
-                           "data": {"source": "fabricated", "sha256": None, "num_images": 1, "num_classes": 1}},
-                    metrics=metrics, model={"path": "ckpt/model.pt", "sha256": "0", "input_spec": {}})
-    (d / "metrics.json").write_text(json.dumps(rm.to_dict()))
-    return run_id(cfg)
+    return write_record(root, cfg, metrics)
 
 
 def _rows(table: str) -> dict[str, list[str]]:
