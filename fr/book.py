@@ -187,18 +187,21 @@ def _md_cell(text) -> str:
 def claims_page(index) -> str:
     """The claims table (markdown) from :func:`fr.chapter.claims_index`'s DataFrame: one line per claim with the
     paper's numbers, the verdict, the minimum detectable difference it rests on and a link to its chapter."""
-    lines = ["| paper | claim | source | paper's numbers | verdict | MDD (pp) | chapter |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| paper | claim | source | paper's numbers | verdict | seeds | MDD (pp) | chapter |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in index.itertuples():
         paper = r.key + (" (reconstruction)" if r.reconstructed else "")
         claim = f"**{_md_cell(r.text)}**" if r.central else _md_cell(r.text)
         mdd = "—" if math.isnan(r.mdd) else f"{r.mdd:.2f}"  # no MDD: not run, or no spread
+        seeds = f"{r.n} of {r.planned}" if r.planned else ("cut" if not r.n else str(r.n))
         lines.append(f"| {_md_cell(paper)} | {claim} | {_md_cell(r.source)} | {_md_cell(r.paper_numbers)} | "
-                     f"{r.verdict} | {mdd} | [{r.chapter}]({r.link}) |")
+                     f"{r.verdict} | {seeds} | {mdd} | [{r.chapter}]({r.link}) |")
     if index.empty:
-        lines.append("| — | no paper specs | | | | | |")
+        lines.append("| — | no paper specs | | | | | | |")
     lines += ["", "Central claims in bold. Verdicts are computed from the recorded runs by the rule on the Methods "
-              "page (confirmed, contradicted, not distinguishable at this scale, or not run); the MDD is the "
+              "page (confirmed, contradicted, not distinguishable at this scale, or not run); *seeds*: the paired "
+              "seeds the verdict rests on, of those the grid plans for the comparison (*cut*: a row of it is cut "
+              "from the CPU grid), so a verdict on fewer seeds than planned is provisional; the MDD is the "
               "smallest true difference the recorded seeds could have detected with 80% power."]
     return "\n".join(lines) + "\n"
 

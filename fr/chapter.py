@@ -561,14 +561,15 @@ class Chapter:
             elif v.verdict == V.NOT_RUN and cut:
                 ours = f"{V.NOT_RUN}: {'; '.join(cut)}"
             rows = self.spec.grid.rows
+            planned = len(set(self.seeds(c.treatment)) & set(self.seeds(c.baseline)))
             out.append({"claim": c.id, "text": c.text, "source": c.source, "central": c.central,
                         "treatment": rows[c.treatment].label, "baseline": rows[c.baseline].label,
                         "paper": paper, "metric": c.metrics[0], "verdict": v.verdict, "mdd": v.mdd,
-                        "ours": ours,
+                        "n": v.n, "planned": planned, "ours": ours,
                         "evidence": f"{self.spec.chapter}: comparisons, claim {c.id}, metric {c.metrics[0]}, "
                                     f"n={v.n} paired seeds"})
         return pd.DataFrame(out, columns=["claim", "text", "source", "central", "treatment", "baseline", "paper",
-                                          "metric", "verdict", "mdd", "ours", "evidence"])
+                                          "metric", "verdict", "mdd", "n", "planned", "ours", "evidence"])
 
 
 def _capital(text: str) -> str:
@@ -639,7 +640,7 @@ def claims_index(results_root: str | Path | None = None) -> pd.DataFrame:
             out.append({"paper": ch.spec.title, "key": key, "chapter": ch.spec.chapter,
                         "link": f"executed/{ch.spec.chapter}", "claim": r["claim"], "text": r["text"],
                         "source": r["source"], "central": r["central"], "paper_numbers": r["paper"],
-                        "verdict": r["verdict"], "mdd": r["mdd"], "ours": r["ours"],
-                        "reconstructed": ch.spec.reconstructed})
+                        "verdict": r["verdict"], "mdd": r["mdd"], "n": r["n"], "planned": r["planned"],
+                        "ours": r["ours"], "reconstructed": ch.spec.reconstructed})
     return pd.DataFrame(out, columns=["paper", "key", "chapter", "link", "claim", "text", "source", "central",
-                                      "paper_numbers", "verdict", "mdd", "ours", "reconstructed"])
+                                      "paper_numbers", "verdict", "mdd", "n", "planned", "ours", "reconstructed"])

@@ -176,6 +176,9 @@ def test_verdicts_one_line_per_claim_from_the_first_metric(toy):
     assert list(v.index) == ["arc_beats_cos", "cos_below_arc", "softmax_vs_cos", "softmax_rank1"]
     assert v.loc["arc_beats_cos", "verdict"] == V.CONFIRMED and v.loc["arc_beats_cos", "central"]
     assert v.loc["arc_beats_cos", "paper"] == "99.60 vs 99.50 LFW (%)"
+    # paired seeds recorded, of those planned (central rows 4 seeds, the softmax 3; one seed of each missing)
+    assert v.loc["arc_beats_cos", ["n", "planned"]].tolist() == [3, 4]
+    assert v.loc["softmax_vs_cos", ["n", "planned"]].tolist() == [2, 3]
     assert v.loc["softmax_vs_cos", "ours"].startswith("not distinguishable at this scale")
     assert "could have detected ≥" in v.loc["softmax_vs_cos", "ours"]
     # runs recorded, but not the metric: not run, and the reason says so
@@ -200,6 +203,10 @@ def test_claims_index_covers_every_spec_and_links_its_chapter(tmp_path):
     page = claims_page(idx)
     assert "[03_smaface_ablation](executed/03_smaface_ablation)" in page
     assert page.count("\n| smaface |") == len(sma)
+    # the seeds column: paired seeds recorded of those planned; a comparison with a cut row says so
+    central = sma[sma["central"]].iloc[0]
+    assert (central["n"], central["planned"]) == (0, 5) and "| not run | 0 of 5 |" in page
+    assert sma.set_index("claim").loc["p06_beats_p04", "planned"] == 0 and "| not run | cut |" in page
     _, out = write_front_matter(tmp_path / "generated", tmp_path / "notebooks", results_root=tmp_path / "empty")
     assert out.name == "claims.md" and out.read_text() == page
 
