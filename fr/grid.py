@@ -14,7 +14,8 @@ A run is recorded when its folder holds a complete ``metrics.json`` (written las
 skipped, and :func:`fr.train.run` itself refuses to retrain one. A grid killed mid-run leaves that run's folder
 without ``metrics.json``: the next grid trains it again, from its last checkpoint (``ckpt/last.pt``, written
 every ``runtime.ckpt_every_steps`` steps and when training ends, so a run killed during its final evaluation only
-evaluates again) or from step 0 with fresh logs when it had none. A run that fails is logged with its error and
+evaluates again) or from step 0 with fresh logs when it had none. Runs with a checkpoint to resume go first
+(:func:`resume_first`), so the time spent on them is kept. A run that fails is logged with its error and
 the queue goes on; the command exits with status 1 when any run failed.
 
 Progress goes to stdout and, with ``--log FILE``, is appended to that file: a line when a run starts, when it is
@@ -42,7 +43,7 @@ from .config import ExperimentCfg
 from .papers import GRID_BUDGET_HOURS, spec_keys
 from .results import ConfigIdentity, RunRecord, flatten_result, load_run, load_runs, runs_root
 
-__all__ = ["SEED_WAVES", "HEADLINE", "GridRun", "collect", "order", "plan", "WallTime", "run_grid",
+__all__ = ["SEED_WAVES", "HEADLINE", "GridRun", "collect", "order", "plan", "resume_first", "WallTime", "run_grid",
            "describe_plan", "budget_line", "budget_markdown", "main"]
 
 log = logging.getLogger("fr.grid")
@@ -189,12 +190,23 @@ def _recorded(root, names: Iterable[str]) -> pd.DataFrame:
 
 
 def _folder_state(root, run: GridRun) -> str:
-    """``partial (checkpoint: resumes)`` / ``partial (no checkpoint: restarts)`` for a run folder without a
+    """``partial (checkpoint: resumes first)`` / ``partial (no checkpoint: restarts)`` for a run folder without a
     complete record, ``""`` when there is no folder."""
     d = runs_root(root) / run.run_id
     if not d.is_dir():
         return ""
-    return "partial (checkpoint: resumes)" if (d / "ckpt" / "last.pt").exists() else "partial (no checkpoint: restarts)"
+    return "partial (checkpoint: resumes first)" if _resumes(root, run) else "partial (no checkpoint: restarts)"
+
+
+def _resumes(root, run: GridRun) -> bool:
+    return (runs_root(root) / run.run_id / "ckpt" / "last.pt").exists()
+
+
+def resume_first(runs: Sequence[GridRun], results_root=None) -> list[GridRun]:
+    """``runs`` with those that resume from a checkpoint (a run killed mid-way, by this queue or by a ``fr.train``
+    of the same config) moved to the front, each group in its given order: the time already spent on them is
+    kept even if the queue is stopped again soon."""
+    return sorted(runs, key=lambda r: not _resumes(results_root, r))
 
 
 def _complete(root, run: GridRun) -> bool:
@@ -293,7 +305,8 @@ def _default_train(cfg: ExperimentCfg, results_root) -> RunRecord:
 def run_grid(runs: Sequence[GridRun], *, results_root=None, max_runs: int | None = None,
              max_hours: float | None = None,
              train: Callable[[ExperimentCfg, Any], RunRecord] | None = None) -> GridResult:
-    """Train the runs of ``runs`` (in the given order) that are not recorded under ``results_root``, one at a time.
+    """Train the runs of ``runs`` that are not recorded under ``results_root``, one at a time, in the given order
+    except that a run with a checkpoint to resume goes first (:func:`resume_first`).
 
     max_runs:  start at most this many runs.
     max_hours: start no run that would end past this many hours after the call began, by the mean recorded wall
@@ -309,7 +322,7 @@ def run_grid(runs: Sequence[GridRun], *, results_root=None, max_runs: int | None
     recorded_df = _recorded(results_root, {r.config.name for r in runs})
     done = set(recorded_df["config_hash"].dropna())
     wall = WallTime(recorded_df)
-    todo = [r for r in runs if r.config_hash not in done]
+    todo = resume_first([r for r in runs if r.config_hash not in done], results_root)
     result = GridResult([], [], [r.run_id for r in runs if r.config_hash in done], [], "every run is recorded")
     n = len(todo)
     log.info("grid: %d runs, %d recorded, %d to train; expected %s (%s)", len(runs), len(runs) - n, n,

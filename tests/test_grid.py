@@ -215,10 +215,10 @@ def test_a_run_killed_after_a_checkpoint_is_resumed_and_one_killed_before_restar
     d.mkdir(parents=True)
     (d / "config.yaml").write_text(dump_yaml(restarted.config))
     (d / "train_log.csv").write_text("step,loss\n1,9.9\n2,9.8\n")
-    assert "partial (checkpoint: resumes)" in G.describe_plan([resumed, restarted], root)
+    assert "partial (checkpoint: resumes first)" in G.describe_plan([resumed, restarted], root)
     assert "partial (no checkpoint: restarts)" in G.describe_plan([resumed, restarted], root)
 
-    res = G.run_grid([resumed, restarted], results_root=root)
+    res = G.run_grid([restarted, resumed], results_root=root)  # the run with a checkpoint goes first
     assert res.trained == [resumed.run_id, restarted.run_id]
     a, b = load_run(part.path), load_run(d)
     assert a.complete and a.env["resumed_from_step"] == 3 and a.metrics.steps == 6
