@@ -19,8 +19,9 @@ evaluates again) or from step 0 with fresh logs when it had none. Runs with a ch
 the queue goes on; the command exits with status 1 when any run failed.
 
 Progress goes to stdout and, with ``--log FILE``, is appended to that file: a line when a run starts, when it is
-done (headline metrics and seconds) or fails (the error), each with the running count ``k/N`` and an ETA from the
-mean wall time of the recorded runs of the same recipe.
+done (headline metrics and seconds) or fails (the error), each with the running count ``k/N`` and an ETA: the mean wall time of
+the runs this queue has trained, or before the first, the median of the recorded runs of the same recipe
+(:class:`WallTime`).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import argparse
 import bisect
 import logging
 import math
+import statistics
 import sys
 import time
 import traceback
@@ -142,35 +144,43 @@ def plan(keys: Iterable[str] | None = None, *, cut: bool = True) -> list[GridRun
 # --- records and wall time ----------------------------------------------------------------------------------------
 
 class WallTime:
-    """Expected seconds of a run: the mean recorded wall time (training plus final evaluation) of complete runs of
-    the same recipe name, trained runs and 0-step runs apart (a 0-step run only evaluates); a kind with no
-    recorded run falls back on the other's mean. ``None`` when nothing is recorded."""
+    """Expected seconds of a run, from the wall times (training plus final evaluation) of complete runs of the
+    same recipe name, trained runs and 0-step runs apart (a 0-step run only evaluates; a kind with none falls
+    back on the other). Once the queue has trained a run of a kind in this call, the mean of those (``live``):
+    the machine as it is now, as a progress bar's rate; before that, the median of the recorded runs, which runs
+    slowed by other work on the machine move less than they move the mean. ``None`` when nothing is known."""
 
     def __init__(self, runs: pd.DataFrame):
         self.seconds: dict[bool, list[float]] = {True: [], False: []}
+        self.live: dict[bool, list[float]] = {True: [], False: []}
         for steps, wall in zip(runs.get("steps", []), runs.get("wall_time_s", []), strict=True):
             if wall is not None and not pd.isna(wall):
-                self.add(bool(steps), float(wall))
+                self.seconds[bool(steps)].append(float(wall))
 
     def add(self, trains: bool, seconds: float) -> None:
+        """A run this queue has just trained: it counts among the recorded and sets the live rate."""
         self.seconds[trains].append(seconds)
+        self.live[trains].append(seconds)
 
-    def mean(self, trains: bool = True) -> float | None:
+    def expected(self, trains: bool = True) -> float | None:
+        live = self.live[trains] or self.live[not trains]
+        if live:
+            return sum(live) / len(live)
         vals = self.seconds[trains] or self.seconds[not trains]
-        return sum(vals) / len(vals) if vals else None
+        return float(statistics.median(vals)) if vals else None
 
     def fastest(self, trains: bool = True) -> float | None:
-        """The shortest recorded wall time: a run with the machine to itself (the mean includes runs slowed by
+        """The shortest recorded wall time: a run with the machine to itself (the others include runs slowed by
         other work on the machine)."""
         vals = self.seconds[trains] or self.seconds[not trains]
         return min(vals) if vals else None
 
     def of(self, runs: Iterable[GridRun], *, fastest: bool = False) -> float | None:
-        """Expected seconds of ``runs`` in all, at the mean recorded wall time (``fastest``: at the shortest);
-        None when nothing is recorded."""
+        """Expected seconds of ``runs`` in all (:meth:`expected`; ``fastest``: at the shortest recorded); None
+        when nothing is recorded."""
         total = 0.0
         for r in runs:
-            m = self.fastest(r.trains) if fastest else self.mean(r.trains)
+            m = self.fastest(r.trains) if fastest else self.expected(r.trains)
             if m is None:
                 return None
             total += m
@@ -180,8 +190,10 @@ class WallTime:
         n = len(self.seconds[True]) + len(self.seconds[False])
         if not n:
             return "no recorded run to estimate from"
-        m = self.mean(True)
-        return f"mean wall time {m:.0f} s a trained run, over {n} recorded run(s)"
+        k = len(self.live[True])
+        if k:
+            return f"{self.expected(True):.0f} s a trained run, the mean of the {k} this queue trained"
+        return f"median wall time {self.expected(True):.0f} s a trained run, over {n} recorded run(s)"
 
 
 def _recorded(root, names: Iterable[str]) -> pd.DataFrame:
@@ -309,8 +321,8 @@ def run_grid(runs: Sequence[GridRun], *, results_root=None, max_runs: int | None
     except that a run with a checkpoint to resume goes first (:func:`resume_first`).
 
     max_runs:  start at most this many runs.
-    max_hours: start no run that would end past this many hours after the call began, by the mean recorded wall
-               time (:class:`WallTime`; with nothing recorded, only the time already spent is checked).
+    max_hours: start no run that would end past this many hours after the call began, by the expected wall
+               time of a run (:class:`WallTime`; with nothing recorded, only the time already spent is checked).
     train:     ``train(config, results_root) -> RunRecord`` (default :func:`fr.train.run`, without progress bar).
     A run that raises is logged with its error and the queue goes on (``KeyboardInterrupt`` stops it)."""
     if max_runs is not None and max_runs < 0:
@@ -331,7 +343,7 @@ def run_grid(runs: Sequence[GridRun], *, results_root=None, max_runs: int | None
         if max_runs is not None and k > max_runs:
             result.stopped = f"--max-runs {max_runs} reached"
             break
-        expected = wall.mean(r.trains)
+        expected = wall.expected(r.trains)
         spent = time.monotonic() - t0
         if max_hours is not None and spent + (expected or 0.0) > max_hours * 3600:
             result.stopped = (f"--max-hours {max_hours:g}: {r.run_id} (expected {expected or 0:.0f} s) would end "
@@ -384,7 +396,7 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"only these chapters' grids (default: all: {' '.join(spec_keys())})")
     p.add_argument("--max-runs", type=int, default=None, metavar="N", help="start at most N runs")
     p.add_argument("--max-hours", type=float, default=None, metavar="H",
-                   help="start no run that would end past H hours from now (by the mean recorded wall time)")
+                   help="start no run that would end past H hours from now (by the expected wall time of a run)")
     p.add_argument("--all-rows", action="store_true",
                    help="the grid as designed: also the rows and seeds the specs cut to fit the "
                         f"{GRID_BUDGET_HOURS:g} h budget (each chapter's budget note says which)")

@@ -138,7 +138,7 @@ def test_plan_prints_runs_recorded_and_expected_hours_and_trains_nothing(tmp_pat
     assert "harmonic:" in lines[1] and lines[2].split()[3:5] == ["to", "train"]
     hours = (len(runs) - 1) * 0.5
     assert (f"{len(runs)} runs (harmonic): 1 recorded, {len(runs) - 1} to train; expected {hours:.1f} h of CPU "
-            f"(mean wall time 1800 s a trained run, over 1 recorded run(s))") in out
+            f"(median wall time 1800 s a trained run, over 1 recorded run(s))") in out
 
 
 # --- the queue ----------------------------------------------------------------------------------------------------
@@ -196,11 +196,21 @@ def test_the_command_line_trains_with_the_default_trainer_and_exits_1_on_a_failu
 
 def test_wall_time_keeps_trained_and_zero_step_runs_apart():
     w = G.WallTime(pd.DataFrame({"steps": [10, 10, 0], "wall_time_s": [100.0, 300.0, 20.0]}))
-    assert w.mean(True) == 200.0 and w.mean(False) == 20.0
+    assert w.expected(True) == 200.0 and w.expected(False) == 20.0
     untrained = grid_run("u", 0, **{"schedule.steps": 0})
     assert not untrained.trains and w.of([grid_run("a", 0), untrained]) == 220.0
-    assert G.WallTime(pd.DataFrame({"steps": [0], "wall_time_s": [20.0]})).mean(True) == 20.0  # the other kind
+    assert G.WallTime(pd.DataFrame({"steps": [0], "wall_time_s": [20.0]})).expected(True) == 20.0  # the other kind
     assert G.WallTime(pd.DataFrame()).of([untrained]) is None
+
+
+def test_wall_time_expects_the_recorded_median_then_what_this_queue_measures():
+    # recorded: two runs slowed by other work; the median is not pulled up by them as the mean would be
+    w = G.WallTime(pd.DataFrame({"steps": [10] * 5, "wall_time_s": [700.0, 720.0, 740.0, 2400.0, 3400.0]}))
+    assert w.expected() == 740.0 and "median wall time 740 s" in w.describe()
+    w.add(True, 660.0)  # trained by this queue: the machine as it is now
+    w.add(True, 680.0)
+    assert w.expected() == 670.0 and "the mean of the 2 this queue trained" in w.describe()
+    assert w.fastest() == 660.0 and w.expected(False) == 670.0  # no 0-step run known: the other kind's
 
 
 # --- a killed run, with the real trainer ------------------------------------------------------------------------
