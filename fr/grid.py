@@ -286,15 +286,26 @@ def budget_markdown(results_root=None) -> str:
             f"as cut, {len(cut)} runs take {_hours(wall.of(cut, fastest=True))}.")
 
 
-def progress_markdown(results_root=None) -> str:
-    """One sentence on how much of the (cut) grid is recorded, with the commands that list and train the rest."""
+def progress_markdown(results_root=None, *, link: str | None = "executed") -> str:
+    """How much of the (cut) grid is recorded: a sentence with the commands that list and train the rest, then a
+    table of each chapter's runs recorded (a run two chapters share counts in both); chapters link to
+    ``<link>/<notebook>`` (None: no links)."""
     runs = plan()
     done = set(_recorded(results_root, {r.config.name for r in runs})["config_hash"].dropna())
     k = sum(r.config_hash in done for r in runs)
     rest = ("every run is recorded." if k == len(runs) else
             f"`python -m fr.grid --plan` lists them in training order and `python -m fr.grid` trains the "
             f"{len(runs) - k} left, resuming where it stopped.")
-    return f"Recorded so far: {k} of the grid's {len(runs)} runs; {rest}"
+    lines = [f"Recorded so far: {k} of the grid's {len(runs)} runs; {rest}", "",
+             "| chapter | runs recorded | of the grid's |", "|---|---|---|"]
+    for key in spec_keys():
+        mine = [r for r in runs if key in r.chapters]
+        if not mine:
+            continue
+        stem = load_chapter(key).spec.chapter
+        name = f"[{stem}]({link}/{stem})" if link else stem
+        lines.append(f"| {name} | {sum(r.config_hash in done for r in mine)} | {len(mine)} |")
+    return "\n".join(lines)
 
 
 def budget_line(runs: Sequence[GridRun], wall: WallTime) -> str:

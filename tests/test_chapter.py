@@ -214,6 +214,8 @@ def test_claims_index_covers_every_spec_and_links_its_chapter(tmp_path):
     n = len(G.plan())  # the grid's state, from the (here: no) records
     assert f"Recorded so far: 0 of the grid's {n} runs; `python -m fr.grid --plan`" in grid.read_text()
     assert f"trains the {n} left" in grid.read_text() and f"must fit {GRID_BUDGET_HOURS:g} hours" in grid.read_text()
+    sma_runs = sum("smaface" in r.chapters for r in G.plan())  # each chapter's share, a shared run in each
+    assert f"| [03_smaface_ablation](executed/03_smaface_ablation) | 0 | {sma_runs} |" in grid.read_text()
 
 
 def test_format_params_and_override_round_trip():
