@@ -208,16 +208,18 @@ def claims_page(index) -> str:
 
 def write_front_matter(out_dir: Path | None = None, notebooks_dir: Path | None = None, *,
                        results_root=None) -> list[Path]:
-    """Write ``chapters.md`` and ``claims.md`` (included by ``book/intro.md``) into ``out_dir``."""
+    """Write ``chapters.md``, ``claims.md`` and ``grid.md`` (included by ``book/intro.md``) into ``out_dir``."""
     from .chapter import claims_index
+    from .grid import budget_markdown, progress_markdown
 
     out_dir = Path(out_dir or repo_root() / "book" / "generated")
     notebooks_dir = Path(notebooks_dir or repo_root() / "notebooks")
     out_dir.mkdir(parents=True, exist_ok=True)
-    chapters, claims = out_dir / "chapters.md", out_dir / "claims.md"
+    chapters, claims, grid = out_dir / "chapters.md", out_dir / "claims.md", out_dir / "grid.md"
     chapters.write_text(chapters_page(sorted(notebooks_dir.glob("*.ipynb"))))
     claims.write_text(claims_page(claims_index(results_root)))
-    return [chapters, claims]
+    grid.write_text(f"{budget_markdown(results_root)} {progress_markdown(results_root)}\n")
+    return [chapters, claims, grid]
 
 
 # --- the README's results table ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -262,8 +263,16 @@ def configs_root() -> Path:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping in config file ``path``: parsed once per version of the file (its modification time and size)
+    and handed out as a fresh copy, since planning a grid loads the same recipe files hundreds of times."""
+    st = path.stat()
+    return copy.deepcopy(_parse_yaml(str(path), st.st_mtime_ns, st.st_size))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_yaml(path: str, mtime_ns: int, size: int) -> dict[str, Any]:  # the file's version: the cache key
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if data is None:
@@ -416,8 +425,13 @@ def _where(origin: Mapping[str, str], key: str) -> str:
     return "<defaults>"
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def _build(cls: type, tree: Mapping[str, Any], origin: Mapping[str, str], prefix: str):
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     check_known(tree, fields, owner=f"config section {prefix[:-1]!r}" if prefix else "config", noun="key",
                 error=ConfigError, source=lambda k: _where(origin, f"{prefix}{k}"))

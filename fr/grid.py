@@ -46,7 +46,7 @@ from .papers import GRID_BUDGET_HOURS, spec_keys
 from .results import ConfigIdentity, RunRecord, flatten_result, load_run, load_runs, runs_root
 
 __all__ = ["SEED_WAVES", "HEADLINE", "GridRun", "collect", "order", "plan", "resume_first", "WallTime", "run_grid",
-           "describe_plan", "budget_line", "budget_markdown", "main"]
+           "describe_plan", "budget_line", "budget_markdown", "progress_markdown", "main"]
 
 log = logging.getLogger("fr.grid")
 
@@ -284,6 +284,28 @@ def budget_markdown(results_root=None) -> str:
             f"(the shortest recorded, training and every protocol), so the design's {len(design)} runs (3 seeds a "
             f"row, 5 for the rows of each central comparison) would take {_hours(wall.of(design, fastest=True))}; "
             f"as cut, {len(cut)} runs take {_hours(wall.of(cut, fastest=True))}.")
+
+
+def progress_markdown(results_root=None, *, link: str | None = "executed") -> str:
+    """How much of the (cut) grid is recorded: a sentence with the commands that list and train the rest, then a
+    table of each chapter's runs recorded (a run two chapters share counts in both); chapters link to
+    ``<link>/<notebook>`` (None: no links)."""
+    runs = plan()
+    done = set(_recorded(results_root, {r.config.name for r in runs})["config_hash"].dropna())
+    k = sum(r.config_hash in done for r in runs)
+    rest = ("every run is recorded." if k == len(runs) else
+            f"`python -m fr.grid --plan` lists them in training order and `python -m fr.grid` trains the "
+            f"{len(runs) - k} left, resuming where it stopped.")
+    lines = [f"Recorded so far: {k} of the grid's {len(runs)} runs; {rest}", "",
+             "| chapter | runs recorded | of the grid's |", "|---|---|---|"]
+    for key in spec_keys():
+        mine = [r for r in runs if key in r.chapters]
+        if not mine:
+            continue
+        stem = load_chapter(key).spec.chapter
+        name = f"[{stem}]({link}/{stem})" if link else stem
+        lines.append(f"| {name} | {sum(r.config_hash in done for r in mine)} | {len(mine)} |")
+    return "\n".join(lines)
 
 
 def budget_line(runs: Sequence[GridRun], wall: WallTime) -> str:

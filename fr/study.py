@@ -15,7 +15,8 @@ import pandas as pd
 
 from .power import min_detectable_difference, summarise_seeds
 
-__all__ = ["GOALS", "metric_columns", "recipe_goals", "recipe_table", "trial_table"]
+__all__ = ["GOALS", "metric_columns", "recipe_goals", "recipe_table", "run_time_split", "trade_off_markdown",
+           "trial_table"]
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
@@ -104,3 +105,89 @@ def trial_table(runs: pd.DataFrame, configs: Mapping[str, Any]) -> pd.DataFrame:
                      "weight EMA": cfg.optim.ema_decay or "no", "epochs": cfg.schedule.epochs,
                      "LFW %": 100 * r["lfw.accuracy"], "train s": r["train_time_s"], "run s": r["wall_time_s"]})
     return pd.DataFrame(rows)
+
+
+def run_time_split(runs_by_recipe: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per recipe, its shortest complete trained run of any head (the machine nearly to itself) split into
+    training and final evaluation (``wall_time_s - train_time_s``), with the protocols that evaluation covered
+    and how many trained runs of the recipe are recorded. ``runs_by_recipe`` as for :func:`recipe_table`."""
+    rows = []
+    for recipe, runs in runs_by_recipe.items():
+        runs = runs[(runs["steps"].fillna(0) > 0) & runs["wall_time_s"].notna() & runs["train_time_s"].notna()]
+        if runs.empty:
+            continue
+        r = runs.loc[runs["wall_time_s"].idxmin()]
+        sets = sorted({c.split(".")[0] for c in metric_columns(runs) if pd.notna(r.get(c))})
+        rows.append({"recipe": recipe, "runs": len(runs), "shortest run": r["run_id"], "head": r["head"],
+                     "run s": float(r["wall_time_s"]), "train s": float(r["train_time_s"]),
+                     "evaluation s": float(r["wall_time_s"] - r["train_time_s"]), "protocols": len(sets),
+                     "protocol names": " ".join(sets)})
+    return pd.DataFrame(rows, columns=["recipe", "runs", "shortest run", "head", "run s", "train s", "evaluation s",
+                                      "protocols", "protocol names"])
+
+
+def _met(x) -> bool | None:
+    """A goal's cell of :func:`recipe_goals` as True, False or None (undecided), whatever pandas made of it."""
+    return None if x is None or (isinstance(x, float) and np.isnan(x)) else bool(x)
+
+
+def _protocols(n) -> str:
+    return f"{int(n)} protocol{'' if int(n) == 1 else 's'}"
+
+
+def _verdict(x) -> str:
+    return {True: "met", False: "not met", None: "undecided with the seeds recorded"}[_met(x)]
+
+
+def trade_off_markdown(goals: pd.DataFrame, split: pd.DataFrame, recipe: str, *, baseline: str | None = None,
+                       anchor_lfw: float | None = None, anchor: str = "", train_identities: int | None = None,
+                       limits: Mapping[str, float] = GOALS) -> str:
+    """What ``recipe`` bought and what limits it, as markdown computed from :func:`recipe_goals` (``goals``) and
+    :func:`run_time_split` (``split``): the spread goals against ``baseline``'s, the time goal split into training
+    and evaluation, and the LFW mean against a pretrained anchor's accuracy on the same pairs (``anchor_lfw``,
+    percent). Only what the tables hold is said; a goal they cannot decide is named as such."""
+    g = goals.set_index("recipe")
+    if recipe not in g.index:
+        return f"*No study of `{recipe}` is recorded yet.*"
+    r = g.loc[recipe]
+    b = g.loc[baseline] if baseline is not None and baseline in g.index else None
+    out = []
+    spread = (f"LFW's seed-to-seed std is at most {r['lfw std (max over heads)']:.2f} points over the two heads "
+              f"and the paired difference's std {r['paired diff std']:.2f}")
+    if b is not None:
+        spread += (f" (`{baseline}`: {b['lfw std (max over heads)']:.2f} and {b['paired diff std']:.2f}, "
+                   f"over {int(b['seeds'])} seeds)")
+    states = {"the std": _met(r["meets std"]), "the difference's std": _met(r["meets diff std"])}
+    missed = [k for k, v in states.items() if v is False]
+    met = ("both met" if all(v is True for v in states.values()) else
+           f"missed for {' and '.join(missed)}" if missed else "undecided with the seeds recorded")
+    out.append(f"**Spread.** With {int(r['seeds'])} seeds of `{recipe}`, {spread}. The goals "
+               f"(≤ {limits['lfw_std_max']:g} and ≤ {limits['diff_std_max']:g} points): {met}.")
+    sp = split.set_index("recipe")
+    if recipe in sp.index:
+        t = sp.loc[recipe]
+        fits = t["train s"] <= limits["run_time_max_s"]
+        text = (f"**Time.** The shortest of {int(t['runs'])} recorded runs (`{t['shortest run']}`, {t['head']}) took "
+                f"{t['run s']:.0f} s: {t['train s']:.0f} s of training and {t['evaluation s']:.0f} s for the final "
+                f"evaluation of {_protocols(t['protocols'])}. The goal is {limits['run_time_max_s']:.0f} s, "
+                f"which the run {'meets' if t['run s'] <= limits['run_time_max_s'] else 'misses'}")
+        if t["run s"] > limits["run_time_max_s"]:
+            text += (f"; training alone {'fits' if fits else 'does not fit'} it, and what is over is the evaluation "
+                     f"of every protocol from one embedding pass.")
+            if baseline is not None and baseline in sp.index:
+                v = sp.loc[baseline]
+                text += (f" `{baseline}` evaluated {_protocols(v['protocols'])} in {v['evaluation s']:.0f} s "
+                         f"(its shortest run: {v['run s']:.0f} s).")
+        else:
+            text += "."
+        out.append(text)
+    mean = r["lfw mean (min over heads)"]
+    text = (f"**Accuracy.** LFW's mean is {mean:.2f}% for the weaker head; the goal is "
+            f"{limits['lfw_mean_min']:g}%, {_verdict(r['meets mean'])}.")
+    if anchor_lfw is not None and _met(r["meets mean"]) is False:
+        text += (f" The pairs are not what holds it back: {anchor or 'a pretrained model'} scores {anchor_lfw:.2f}% "
+                 f"on the same `lfw.bin` with the same protocol. The gap is the model and what it is trained on"
+                 + (f" ({train_identities} identities)" if train_identities else "")
+                 + ", which the trials above (augmentation, weight averaging) leave as they are.")
+    out.append(text)
+    return "\n\n".join(out)

@@ -14,11 +14,12 @@ import torch
 import yaml
 
 from fr import chapter
+from fr import grid as G
 from fr import verdict as V
 from fr.book import claims_page, write_front_matter
 from fr.config import config_hash, load_config
 from fr.eval.verification import correct_from_hex
-from fr.papers import parse_spec
+from fr.papers import GRID_BUDGET_HOURS, parse_spec
 from records import write_record
 from fr.results import run_id
 
@@ -207,8 +208,14 @@ def test_claims_index_covers_every_spec_and_links_its_chapter(tmp_path):
     central = sma[sma["central"]].iloc[0]
     assert (central["n"], central["planned"]) == (0, 5) and "| not run | 0 of 5 |" in page
     assert sma.set_index("claim").loc["p06_beats_p04", "planned"] == 0 and "| not run | cut |" in page
-    _, out = write_front_matter(tmp_path / "generated", tmp_path / "notebooks", results_root=tmp_path / "empty")
+    _, out, grid = write_front_matter(tmp_path / "generated", tmp_path / "notebooks",
+                                      results_root=tmp_path / "empty")
     assert out.name == "claims.md" and out.read_text() == page
+    n = len(G.plan())  # the grid's state, from the (here: no) records
+    assert f"Recorded so far: 0 of the grid's {n} runs; `python -m fr.grid --plan`" in grid.read_text()
+    assert f"trains the {n} left" in grid.read_text() and f"must fit {GRID_BUDGET_HOURS:g} hours" in grid.read_text()
+    sma_runs = sum("smaface" in r.chapters for r in G.plan())  # each chapter's share, a shared run in each
+    assert f"| [03_smaface_ablation](executed/03_smaface_ablation) | 0 | {sma_runs} |" in grid.read_text()
 
 
 def test_format_params_and_override_round_trip():

@@ -70,3 +70,43 @@ def test_the_time_goal_is_judged_on_the_shortest_run_not_the_mean_of_a_shared_ma
     assert g["run time (s, shortest)"] == 550.0 and g["meets time"]
     legacy = t.drop(columns="run_time_min_s")  # a CSV written before the column existed: the mean
     assert not recipe_goals(legacy).iloc[0]["meets time"]
+
+
+def test_run_time_split_takes_each_recipes_shortest_trained_run_of_any_head():
+    from fr.study import run_time_split
+
+    runs = _runs([0.86, 0.87], [0.86, 0.87])
+    runs["run_id"] = [f"r{i}" for i in range(4)]
+    runs["wall_time_s"] = [900.0, 700.0, 800.0, 650.0]
+    runs["train_time_s"] = [600.0, 450.0, 500.0, 400.0]
+    runs["lfw_allpairs.tar@1e-04"] = 0.1
+    untrained = pd.DataFrame([{"run_id": "u", "head": "softmax", "seed": 0, "steps": 0, "lfw.accuracy": 0.5,
+                               "train_time_s": 0.0, "wall_time_s": 60.0}])
+    split = run_time_split({"new": pd.concat([runs, untrained]), "old": runs.iloc[:1]}).set_index("recipe")
+    new = split.loc["new"]
+    assert (new["shortest run"], new["head"], new["runs"]) == ("r3", "arcface", 4)  # the 0-step run does not count
+    assert (new["run s"], new["train s"], new["evaluation s"]) == (650.0, 400.0, 250.0)
+    assert new["protocols"] == 2 and new["protocol names"] == "lfw lfw_allpairs"
+    assert split.loc["old", "shortest run"] == "r0"
+
+
+def test_trade_off_says_what_was_met_and_what_limits_the_rest():
+    from fr.study import recipe_goals, run_time_split, trade_off_markdown
+
+    quiet = _runs([0.830, 0.832, 0.834], [0.834, 0.836, 0.838])  # quiet, but below 85%
+    noisy = _runs([0.78, 0.81, 0.80], [0.79, 0.82, 0.77])
+    for df, wall, train in ((quiet, 700.0, 450.0), (noisy, 500.0, 330.0)):
+        df["run_id"] = [f"x{i}" for i in range(len(df))]
+        df["wall_time_s"], df["train_time_s"] = wall, train
+    tables = {"v1": noisy, "v2": quiet}
+    goals, split = recipe_goals(recipe_table(tables)), run_time_split(tables)
+    text = trade_off_markdown(goals, split, "v2", baseline="v1", anchor_lfw=98.57, anchor="a pretrained model",
+                              train_identities=238)
+    assert "The goals (≤ 0.5 and ≤ 0.7 points): both met." in text
+    assert "took 700 s: 450 s of training and 250 s for the final evaluation of 1 protocol" in text
+    assert "which the run misses; training alone fits it" in text and "`v1` evaluated 1 protocol in 170 s" in text
+    assert "LFW's mean is 83.20% for the weaker head; the goal is 85%, not met." in text
+    assert "a pretrained model scores 98.57% on the same `lfw.bin`" in text and "(238 identities)" in text
+    noisy_text = trade_off_markdown(goals, split, "v1")
+    assert "missed for the std and the difference's std" in noisy_text and "anchor" not in noisy_text
+    assert trade_off_markdown(goals, split, "v3") == "*No study of `v3` is recorded yet.*"
