@@ -45,6 +45,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def broadcast_object(obj):
+    """Rank 0's ``obj`` on every rank (any picklable object); ``obj`` itself in one process."""
+    if not is_dist():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def init_from_env(backend: str | None = None) -> bool:
     """Initialise the process group when launched by torchrun; return whether it is distributed.
 

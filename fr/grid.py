@@ -15,7 +15,8 @@ skipped, and :func:`fr.train.run` itself refuses to retrain one. A grid killed m
 without ``metrics.json``: the next grid trains it again, from its last checkpoint (``ckpt/last.pt``, written
 every ``runtime.ckpt_every_steps`` steps and when training ends, so a run killed during its final evaluation only
 evaluates again) or from step 0 with fresh logs when it had none. Runs with a checkpoint to resume go first
-(:func:`resume_first`), so the time spent on them is kept. A run that fails is logged with its error and
+(:func:`resume_first`), so the time spent on them is kept. Several grids may run at once (one per GPU, or per
+group of cores): a run another process is training is locked (:mod:`fr.engine.lock`) and skipped. A run that fails is logged with its error and
 the queue goes on; the command exits with status 1 when any run failed.
 
 Progress goes to stdout and, with ``--log FILE``, is appended to that file: a line when a run starts, when it is
@@ -42,6 +43,7 @@ import pandas as pd
 from .chapter import load as load_chapter
 from .chapter import train_command
 from .config import ExperimentCfg
+from .engine.lock import RunBusy
 from .papers import GRID_BUDGET_HOURS, spec_keys
 from .results import ConfigIdentity, RunRecord, flatten_result, load_run, load_runs, runs_root
 
@@ -346,7 +348,8 @@ def run_grid(runs: Sequence[GridRun], *, results_root=None, max_runs: int | None
     max_hours: start no run that would end past this many hours after the call began, by the expected wall
                time of a run (:class:`WallTime`; with nothing recorded, only the time already spent is checked).
     train:     ``train(config, results_root) -> RunRecord`` (default :func:`fr.train.run`, without progress bar).
-    A run that raises is logged with its error and the queue goes on (``KeyboardInterrupt`` stops it)."""
+    A run that raises is logged with its error and the queue goes on (``KeyboardInterrupt`` stops it); one that
+    another process is training (:class:`fr.engine.lock.RunBusy`) is skipped and does not count as started."""
     if max_runs is not None and max_runs < 0:
         raise ValueError(f"max_runs must be >= 0, got {max_runs}")
     if max_hours is not None and not max_hours > 0:
@@ -362,7 +365,7 @@ def run_grid(runs: Sequence[GridRun], *, results_root=None, max_runs: int | None
     log.info("grid: %d runs, %d recorded, %d to train; expected %s (%s)", len(runs), len(runs) - n, n,
              _hours(wall.of(todo)), wall.describe())
     for k, r in enumerate(todo, 1):
-        if max_runs is not None and k > max_runs:
+        if max_runs is not None and len(result.trained) + len(result.failed) >= max_runs:
             result.stopped = f"--max-runs {max_runs} reached"
             break
         expected = wall.expected(r.trains)
@@ -383,6 +386,10 @@ def run_grid(runs: Sequence[GridRun], *, results_root=None, max_runs: int | None
             rec = train(r.config, results_root)
             if not rec.complete:
                 raise RuntimeError(f"training returned an {rec.status} record in {rec.path}")
+        except RunBusy as e:  # another worker (or a notebook) is training it: leave it to them
+            log.info("[%d/%d] %s: skipped, %s", k, n, r.run_id, e)
+            result.skipped.append(r.run_id)
+            continue
         except KeyboardInterrupt:
             log.info("[%d/%d] interrupted %s after %.0f s; a rerun resumes it", k, n, r.run_id,
                      time.monotonic() - t_run)

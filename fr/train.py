@@ -14,10 +14,13 @@ Python::
 
 A config whose record is already complete is not trained again: :func:`run` returns the existing record.
 A record with a checkpoint but no ``metrics.json`` (an interrupted run) is resumed from its checkpoint.
+A run being trained by another process is left alone: :func:`run` raises :class:`fr.engine.lock.RunBusy`
+naming that process, and the command exits with status 3.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -33,6 +36,7 @@ from . import dist as D
 from .config import ExperimentCfg, config_hash, derive, dump_yaml, load_config, num_train_images
 from .data._util import sha256_file
 from .engine.atomic import atomic_save, atomic_write_json, atomic_write_text
+from .engine.lock import RunBusy, run_lock
 from .engine.trainer import Trainer
 from .envinfo import collect_env
 from .results import RunMetrics, RunRecord, load_run, run_id, runs_root
@@ -67,19 +71,45 @@ def run(cfg: ExperimentCfg | str | Path, overrides: Mapping[str, Any] | Sequence
     _init_dist(cfg)
     rid = run_id(cfg)
     run_dir = runs_root(results_root) / rid
+    if (rec := _recorded(run_dir)) is not None:
+        return rec
+    t_start = time.perf_counter()
+    with contextlib.ExitStack() as held:
+        busy = None
+        if D.is_main():  # one trainer per run folder (fr.engine.lock); the other ranks are part of this run
+            run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                held.enter_context(run_lock(run_dir))
+            except RunBusy as e:
+                busy = str(e)
+        busy = D.broadcast_object(busy)
+        if busy is not None:
+            raise RunBusy(busy)
+        if (rec := _recorded(run_dir)) is not None:  # finished by another process while we waited for the lock
+            return rec
+        if D.is_main():
+            text = dump_yaml(cfg)
+            if not (run_dir / "config.yaml").exists() or (run_dir / "config.yaml").read_text() != text:
+                atomic_write_text(run_dir / "config.yaml", text)
+        D.barrier()
+        return _train(cfg, run_dir, t_start, backbone=backbone, train_set=train_set, progress=progress,
+                      stop_after=stop_after)
+
+
+def _recorded(run_dir: Path) -> RunRecord | None:
+    """The complete record in ``run_dir``, if there is one."""
     if (run_dir / "metrics.json").exists():
         rec = load_run(run_dir)
         if rec.complete:
-            log.info("%s is already recorded in %s; not training again", rid, run_dir)
+            log.info("%s is already recorded in %s; not training again", run_dir.name, run_dir)
             return rec
-    t_start = time.perf_counter()
-    if D.is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        text = dump_yaml(cfg)
-        if not (run_dir / "config.yaml").exists() or (run_dir / "config.yaml").read_text() != text:
-            atomic_write_text(run_dir / "config.yaml", text)
-    D.barrier()
+    return None
 
+
+def _train(cfg: ExperimentCfg, run_dir: Path, t_start: float, *, backbone, train_set, progress,
+           stop_after: int | None) -> RunRecord:
+    """Train (or resume) and evaluate ``cfg`` in ``run_dir``, then write its record (:func:`run`, lock held)."""
+    rid = run_dir.name
     trainer = Trainer(cfg, run_dir=run_dir, backbone=backbone, train_set=train_set, progress=progress)
     env = collect_env(trainer.device)
     env.update(world_size=trainer.world, dist_backend=D.backend(), argv=sys.argv,
@@ -169,6 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if D.is_main():
             print(rec.summary())
             print(f"record: {rec.path}")
+    except RunBusy as e:
+        if D.is_main():
+            print(f"fr.train: {e}", file=sys.stderr)
+        return 3
     finally:
         if started and D.is_dist():
             tdist.destroy_process_group()

@@ -181,6 +181,25 @@ def test_max_runs_and_max_hours_stop_before_starting_a_run(tmp_path, clock):
         G.run_grid(runs, results_root=root, max_hours=0)
 
 
+def test_a_run_another_process_is_training_is_skipped_and_not_counted_as_started(tmp_path, clock, grid_log):
+    from fr.engine.lock import RunBusy
+
+    root = tmp_path / "results"
+    runs = [grid_run(r, 0, position=i) for i, r in enumerate("abc")]
+    trainer = FakeTrainer(clock)
+
+    def train(cfg, results_root):
+        if run_id(cfg) == runs[0].run_id:
+            raise RunBusy(f"run {run_id(cfg)} is being trained by another process (pid 1 on elsewhere)")
+        return trainer(cfg, results_root)
+
+    res = G.run_grid(runs, results_root=root, max_runs=1, train=train)
+    assert res.skipped == [runs[0].run_id] and res.trained == [runs[1].run_id] and not res.failed
+    assert res.left == [runs[2].run_id]
+    assert f"[1/3] {runs[0].run_id}: skipped, run {runs[0].run_id} is being trained by another process" \
+        in grid_log.read_text()
+
+
 def test_the_command_line_trains_with_the_default_trainer_and_exits_1_on_a_failure(tmp_path, clock, monkeypatch,
                                                                                   capsys):
     root = tmp_path / "results"

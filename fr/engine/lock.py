@@ -1,0 +1,60 @@
+"""One trainer per run folder: an exclusive, non-blocking lock held for as long as a run is being trained.
+
+Two processes training the same config (two grid workers, a notebook in ``full`` mode beside a queue, a
+command typed twice) would write the same checkpoint and logs. The first to take the lock trains; the second
+gets :class:`RunBusy`, which names the holder, and touches nothing. The lock is an ``flock`` on
+``<run>/.lock``: the operating system drops it when its process ends, however it ends, so a killed trainer
+leaves no stale lock. (The file itself stays; it is ignored by git and by the records.) Where ``flock`` does
+not exist (Windows) runs are not locked.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+__all__ = ["LOCK_FILE", "RunBusy", "run_lock"]
+
+LOCK_FILE = ".lock"
+
+
+class RunBusy(RuntimeError):
+    """The run folder is locked by another process that is training it."""
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | Path) -> Iterator[None]:
+    """Hold ``folder``'s lock for the block, or raise :class:`RunBusy` at once if another process holds it."""
+    folder = Path(folder)
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    f = open(folder / LOCK_FILE, "a+")
+    try:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "a process that did not say which"
+            raise RunBusy(f"run {folder.name} is being trained by another process ({holder}); nothing was "
+                          f"touched. Wait for it to finish, or stop it: its checkpoint lets a later run "
+                          f"resume") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}, since "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    finally:
+        f.close()

@@ -1,0 +1,86 @@
+"""One trainer per run folder (fr.engine.lock), and fr.train leaving a run alone that another process trains."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import fr.train
+from fr.config import load_config
+from fr.engine.lock import LOCK_FILE, RunBusy, run_lock
+from fr.results import run_id, runs_root
+
+TINY = {
+    "name": "lock_test",
+    "data.train": "synthetic", "data.synthetic_classes": 8, "data.synthetic_per_class": 4, "data.batch_size": 8,
+    "backbone.name": "iresnet_tiny", "backbone.params": {"input_size": 16, "embedding_size": 32, "width": 0.25},
+    "head.name": "cosface", "optim.lr": 0.05,
+    "schedule.kind": "multistep", "schedule.steps": 2, "schedule.milestones": [1.0],
+    "runtime.device": "cpu", "runtime.threads": 1, "runtime.progress": False,
+}
+
+
+def test_a_second_holder_is_refused_at_once_and_told_who_holds_it(tmp_path):
+    with run_lock(tmp_path):
+        assert f"pid {os.getpid()} on " in (tmp_path / LOCK_FILE).read_text()
+        with pytest.raises(RunBusy, match=rf"run {tmp_path.name} is being trained by another process "
+                                          rf"\(pid {os.getpid()} on .*\); nothing was touched"):
+            with run_lock(tmp_path):
+                pass
+    with run_lock(tmp_path):  # released with the block
+        pass
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
+    code = ("import sys, time; from fr.engine.lock import run_lock\n"
+            "with run_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "held"
+        with pytest.raises(RunBusy, match=f"pid {p.pid} on "):
+            with run_lock(tmp_path):
+                pass
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    deadline = time.monotonic() + 10
+    while True:  # the kernel drops the lock with the process
+        try:
+            with run_lock(tmp_path):
+                break
+        except RunBusy:
+            assert time.monotonic() < deadline, "the killed holder's lock was not released"
+            time.sleep(0.05)
+
+
+def test_training_a_run_another_process_holds_touches_nothing(tmp_path):
+    cfg = load_config(None, TINY)
+    run_dir = runs_root(tmp_path) / run_id(cfg)
+    run_dir.mkdir(parents=True)
+    with run_lock(run_dir):
+        with pytest.raises(RunBusy, match="is being trained by another process"):
+            fr.train.run(cfg, results_root=tmp_path)
+    assert sorted(p.name for p in run_dir.iterdir()) == [LOCK_FILE]  # no config, log or checkpoint written
+    rec = fr.train.run(cfg, results_root=tmp_path)  # once released, it trains
+    assert rec.complete
+
+
+def test_the_command_exits_3_naming_the_holder(tmp_path, capsys):
+    cfg = load_config(None, TINY)
+    run_dir = runs_root(tmp_path) / run_id(cfg)
+    run_dir.mkdir(parents=True)
+    with run_lock(run_dir):
+        rc = fr.train.main(["--config", str(_write(tmp_path, cfg)), "--results", str(tmp_path)])
+    assert rc == 3 and "fr.train: run " in capsys.readouterr().err
+
+
+def _write(tmp_path, cfg):
+    from fr.config import dump_yaml
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(dump_yaml(cfg))
+    return path
