@@ -44,6 +44,7 @@ from .chapter import load as load_chapter
 from .chapter import train_command
 from .config import ExperimentCfg
 from .engine.lock import RunBusy
+from .engine.lock import holder as lock_holder
 from .papers import GRID_BUDGET_HOURS, spec_keys
 from .results import ConfigIdentity, RunRecord, flatten_result, load_run, load_runs, runs_root
 
@@ -204,11 +205,14 @@ def _recorded(root, names: Iterable[str]) -> pd.DataFrame:
 
 
 def _folder_state(root, run: GridRun) -> str:
-    """``partial (checkpoint: resumes first)`` / ``partial (no checkpoint: restarts)`` for a run folder without a
-    complete record, ``""`` when there is no folder."""
+    """``training now (pid N on HOST)`` while another process trains it, else ``partial (checkpoint: resumes
+    first)`` / ``partial (no checkpoint: restarts)`` for a run folder without a complete record; ``""`` when there
+    is no folder."""
     d = runs_root(root) / run.run_id
     if not d.is_dir():
         return ""
+    if (who := lock_holder(d)) is not None:
+        return f"training now ({who.split(',')[0]})"
     return "partial (checkpoint: resumes first)" if _resumes(root, run) else "partial (no checkpoint: restarts)"
 
 

@@ -2,6 +2,7 @@
 and a fake clock) and on a tiny synthetic config (a run killed with or without a checkpoint is completed)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -246,6 +247,10 @@ def test_a_run_killed_after_a_checkpoint_is_resumed_and_one_killed_before_restar
     (d / "train_log.csv").write_text("step,loss\n1,9.9\n2,9.8\n")
     assert "partial (checkpoint: resumes first)" in G.describe_plan([resumed, restarted], root)
     assert "partial (no checkpoint: restarts)" in G.describe_plan([resumed, restarted], root)
+    from fr.engine.lock import run_lock
+
+    with run_lock(part.path):  # as another process training it would
+        assert f"training now (pid {os.getpid()} on " in G.describe_plan([resumed, restarted], root)
 
     res = G.run_grid([restarted, resumed], results_root=root)  # the run with a checkpoint goes first
     assert res.trained == [resumed.run_id, restarted.run_id]

@@ -11,7 +11,7 @@ import pytest
 
 import fr.train
 from fr.config import load_config
-from fr.engine.lock import LOCK_FILE, RunBusy, run_lock
+from fr.engine.lock import LOCK_FILE, RunBusy, holder, run_lock
 from fr.results import run_id, runs_root
 
 TINY = {
@@ -32,7 +32,9 @@ def test_a_second_holder_is_refused_at_once_and_told_who_holds_it(tmp_path):
             with run_lock(tmp_path):
                 pass
     with run_lock(tmp_path):  # released with the block
-        pass
+        assert holder(tmp_path).startswith(f"pid {os.getpid()} on ")
+    assert holder(tmp_path) is None and (tmp_path / LOCK_FILE).read_text() == ""
+    assert holder(tmp_path / "nowhere") is None
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
@@ -44,9 +46,11 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
         with pytest.raises(RunBusy, match=f"pid {p.pid} on "):
             with run_lock(tmp_path):
                 pass
+        assert holder(tmp_path).startswith(f"pid {p.pid} on ")
     finally:
         p.send_signal(signal.SIGKILL)
         p.wait()
+    assert holder(tmp_path) is None  # its line is still in the file, but the process is gone
     deadline = time.monotonic() + 10
     while True:  # the kernel drops the lock with the process
         try:

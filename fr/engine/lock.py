@@ -21,7 +21,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["LOCK_FILE", "RunBusy", "run_lock"]
+__all__ = ["LOCK_FILE", "RunBusy", "holder", "run_lock"]
 
 LOCK_FILE = ".lock"
 
@@ -55,6 +55,30 @@ def run_lock(folder: str | Path) -> Iterator[None]:
         try:
             yield
         finally:
+            f.seek(0)
+            f.truncate()  # an empty file: nobody is training (see holder)
+            f.flush()
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
     finally:
         f.close()
+
+
+def holder(folder: str | Path) -> str | None:
+    """Who is training the run in ``folder`` now, as its lock file says (``pid N on HOST, since ...``), or None.
+    Read without taking the lock, so it never gets in a trainer's way; a holder on this host whose process is
+    gone (killed before it could clear the file) is None."""
+    try:
+        text = (Path(folder) / LOCK_FILE).read_text().strip()
+    except OSError:
+        return None
+    if not text:
+        return None
+    parts = text.split()
+    if len(parts) >= 4 and parts[0] == "pid" and parts[2] == "on" and parts[3].rstrip(",") == socket.gethostname():
+        try:
+            os.kill(int(parts[1]), 0)
+        except (ProcessLookupError, ValueError):
+            return None
+        except PermissionError:  # alive, another user's
+            pass
+    return text
