@@ -166,11 +166,12 @@ class WallTime:
         self.live[trains].append(seconds)
 
     def expected(self, trains: bool = True) -> float | None:
-        live = self.live[trains] or self.live[not trains]
-        if live:
-            return sum(live) / len(live)
-        vals = self.seconds[trains] or self.seconds[not trains]
-        return float(statistics.median(vals)) if vals else None
+        for kind in (trains, not trains):  # this kind's figures before the other kind's
+            if self.live[kind]:
+                return sum(self.live[kind]) / len(self.live[kind])
+            if self.seconds[kind]:
+                return float(statistics.median(self.seconds[kind]))
+        return None
 
     def fastest(self, trains: bool = True) -> float | None:
         """The shortest recorded wall time: a run with the machine to itself (the others include runs slowed by
@@ -196,6 +197,8 @@ class WallTime:
         k = len(self.live[True])
         if k:
             return f"{self.expected(True):.0f} s a trained run, the mean of the {k} this queue trained"
+        if not self.seconds[True]:
+            return f"no trained run recorded; {self.expected(True):.0f} s a run, from {n} untrained one(s)"
         return f"median wall time {self.expected(True):.0f} s a trained run, over {n} recorded run(s)"
 
 

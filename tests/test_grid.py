@@ -36,7 +36,8 @@ def grid_run(row: str, seed: int, *, central=False, chapters=("toy",), position=
 def record(root: Path, cfg, *, wall: float = 100.0, lfw: float = 0.8) -> str:
     """A complete (fabricated) record of ``cfg`` under ``root``."""
     return write_record(root, cfg, {"lfw": {"accuracy": lfw, "spread": 0.0, "protocol": "fabricated", "sha256": "x",
-                                            "n_pairs": 10}}, steps=cfg.schedule.steps or 0, wall=wall)
+                                            "n_pairs": 10}},
+                        steps=10 if cfg.schedule.steps is None else cfg.schedule.steps, wall=wall)  # None: by epochs
 
 
 class FakeTrainer:
@@ -231,6 +232,11 @@ def test_wall_time_expects_the_recorded_median_then_what_this_queue_measures():
     w.add(True, 680.0)
     assert w.expected() == 670.0 and "the mean of the 2 this queue trained" in w.describe()
     assert w.fastest() == 660.0 and w.expected(False) == 670.0  # no 0-step run known: the other kind's
+    w.add(False, 60.0)  # an untrained run (evaluation only) timed now does not set the trained runs' rate
+    assert w.expected(True) == 670.0 and w.expected(False) == 60.0
+    fresh = G.WallTime(pd.DataFrame({"steps": [10], "wall_time_s": [700.0]}))
+    fresh.add(False, 60.0)
+    assert fresh.expected(True) == 700.0  # the recorded trained run, not the live untrained one
 
 
 # --- a killed run, with the real trainer ------------------------------------------------------------------------
