@@ -230,6 +230,15 @@ def resume_first(runs: Sequence[GridRun], results_root=None) -> list[GridRun]:
     return sorted(runs, key=lambda r: not _resumes(results_root, r))
 
 
+def _written_before(rec: RunRecord, t: float, slack_s: float = 1.0) -> bool:
+    """Whether ``rec``'s ``metrics.json`` was written before wall-clock time ``t`` (less ``slack_s`` for coarse
+    file times): a record the trainer found complete, not one it wrote."""
+    try:
+        return (Path(rec.path) / "metrics.json").stat().st_mtime < t - slack_s
+    except OSError:
+        return False
+
+
 def _complete(root, run: GridRun) -> bool:
     d = runs_root(root) / run.run_id
     return (d / "metrics.json").exists() and load_run(d).complete
@@ -388,7 +397,7 @@ def run_grid(runs: Sequence[GridRun], *, results_root=None, max_runs: int | None
         state = _folder_state(results_root, r)
         log.info("[%d/%d] start %s%s  (%s for the %d left)", k, n, r.label(), f" — {state}" if state else "",
                  _eta(wall.of(todo[k - 1:])), n - k + 1)
-        t_run = time.monotonic()
+        t_run, t_wall = time.monotonic(), time.time()
         try:
             rec = train(r.config, results_root)
             if not rec.complete:
@@ -408,6 +417,10 @@ def run_grid(runs: Sequence[GridRun], *, results_root=None, max_runs: int | None
             result.failed.append((r.run_id, f"{type(e).__name__}: {e}"))
             continue
         seconds = time.monotonic() - t_run
+        if _written_before(rec, t_wall):  # finished by another process just before this one could take it
+            log.info("[%d/%d] %s: recorded meanwhile, skipped", k, n, r.label())
+            result.skipped.append(r.run_id)
+            continue
         recorded_wall = getattr(rec.metrics, "wall_time_s", None)
         wall.add(r.trains, float(recorded_wall) if recorded_wall is not None else seconds)
         result.trained.append(r.run_id)

@@ -202,6 +202,24 @@ def test_a_run_another_process_is_training_is_skipped_and_not_counted_as_started
         in grid_log.read_text()
 
 
+def test_a_run_another_process_recorded_just_before_is_not_counted_as_trained_here(tmp_path, clock, grid_log):
+    root = tmp_path / "results"
+    runs = [grid_run(r, 0, position=i) for i, r in enumerate("ab")]
+    trainer = FakeTrainer(clock)
+
+    def train(cfg, results_root):
+        if run_id(cfg) == runs[0].run_id:  # the trainer finds it complete: written by another process, earlier
+            record(results_root, cfg, wall=500.0)
+            d = runs_root(results_root) / run_id(cfg) / "metrics.json"
+            os.utime(d, (d.stat().st_atime - 60, d.stat().st_mtime - 60))
+            return load_run(d.parent)
+        return trainer(cfg, results_root)
+
+    res = G.run_grid(runs, results_root=root, max_runs=1, train=train)
+    assert res.skipped == [runs[0].run_id] and res.trained == [runs[1].run_id]
+    assert f"{runs[0].label()}: recorded meanwhile, skipped" in grid_log.read_text()
+
+
 def test_the_command_line_trains_with_the_default_trainer_and_exits_1_on_a_failure(tmp_path, clock, monkeypatch,
                                                                                   capsys):
     root = tmp_path / "results"
