@@ -95,3 +95,16 @@ def test_a_run_folder_that_cannot_be_made_is_named_in_the_error(tmp_path):
     (tmp_path / "runs").write_text("a file where the runs folder should be")
     with pytest.raises(RuntimeError, match=rf"cannot prepare run folder .*{run_id(cfg)}"):
         fr.train.run(cfg, results_root=tmp_path)
+
+
+def test_a_holder_whose_pid_now_names_another_process_is_not_shown(tmp_path):
+    with run_lock(tmp_path):
+        line = (tmp_path / LOCK_FILE).read_text()
+    assert ", process start " in line or not os.path.exists(f"/proc/{os.getpid()}/stat")
+    if ", process start " not in line:
+        pytest.skip("no /proc here: process start times cannot be read")
+    # this process's pid with another start time: a dead holder whose pid was reused (by us)
+    (tmp_path / LOCK_FILE).write_text(line.rsplit("process start ", 1)[0] + "process start 1\n")
+    assert holder(tmp_path) is None
+    (tmp_path / LOCK_FILE).write_text(line)  # the right start time: alive
+    assert holder(tmp_path) == line.strip()

@@ -49,8 +49,9 @@ def run_lock(folder: str | Path) -> Iterator[None]:
                           f"resume") from None
         f.seek(0)
         f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()}, since "
-                f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
+        ticks = _start_ticks(os.getpid())
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+                + (f", process start {ticks}" if ticks else "") + "\n")
         f.flush()
         try:
             yield
@@ -66,7 +67,7 @@ def run_lock(folder: str | Path) -> Iterator[None]:
 def holder(folder: str | Path) -> str | None:
     """Who is training the run in ``folder`` now, as its lock file says (``pid N on HOST, since ...``), or None.
     Read without taking the lock, so it never gets in a trainer's way; a holder on this host whose process is
-    gone (killed before it could clear the file) is None."""
+    gone (killed before it could clear the file), or whose pid now names a younger process, is None."""
     try:
         text = (Path(folder) / LOCK_FILE).read_text().strip()
     except OSError:
@@ -76,9 +77,24 @@ def holder(folder: str | Path) -> str | None:
     parts = text.split()
     if len(parts) >= 4 and parts[0] == "pid" and parts[2] == "on" and parts[3].rstrip(",") == socket.gethostname():
         try:
-            os.kill(int(parts[1]), 0)
+            pid = int(parts[1])
+            os.kill(pid, 0)
         except (ProcessLookupError, ValueError):
             return None
         except PermissionError:  # alive, another user's
             pass
+        said = text.rsplit("process start ", 1)[1].strip() if "process start " in text else None
+        if said is not None and _start_ticks(pid) not in (None, said):  # the id now names another process
+            return None
     return text
+
+
+def _start_ticks(pid: int) -> str | None:
+    """When process ``pid`` started, in clock ticks since boot (``/proc/<pid>/stat``, field 22; Linux only): with
+    the pid it names one process, since pids are reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()  # after the command name, which may hold spaces and parentheses
+    return fields[19] if len(fields) > 19 else None
