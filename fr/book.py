@@ -193,7 +193,7 @@ def claims_page(index) -> str:
         paper = r.key + (" (reconstruction)" if r.reconstructed else "")
         claim = f"**{_md_cell(r.text)}**" if r.central else _md_cell(r.text)
         mdd = "—" if math.isnan(r.mdd) else f"{r.mdd:.2f}"  # no MDD: not run, or no spread
-        seeds = f"{r.n} of {r.planned}" if r.planned else ("cut" if not r.n else str(r.n))
+        seeds = {"cut": "cut", "cut row": f"{r.n} (cut row)"}.get(r.cut, f"{r.n} of {max(r.n, r.planned)}")
         lines.append(f"| {_md_cell(paper)} | {claim} | {_md_cell(r.source)} | {_md_cell(r.paper_numbers)} | "
                      f"{r.verdict} | {seeds} | {mdd} | [{r.chapter}]({r.link}) |")
     if index.empty:
@@ -201,7 +201,8 @@ def claims_page(index) -> str:
     lines += ["", "Central claims in bold. Verdicts are computed from the recorded runs by the rule on the Methods "
               "page (confirmed, contradicted, not distinguishable at this scale, or not run); *seeds*: the paired "
               "seeds the verdict rests on, of those the grid plans for the comparison (*cut*: a row of it is cut "
-              "from the CPU grid), so a verdict on fewer seeds than planned is provisional; the MDD is the "
+              "from the CPU grid; *cut row*: recorded anyway), so a verdict on fewer seeds than planned is "
+              "provisional; the MDD is the "
               "smallest true difference the recorded seeds could have detected with 80% power."]
     return "\n".join(lines) + "\n"
 

@@ -561,15 +561,19 @@ class Chapter:
             elif v.verdict == V.NOT_RUN and cut:
                 ours = f"{V.NOT_RUN}: {'; '.join(cut)}"
             rows = self.spec.grid.rows
+            # paired seeds the grid plans (0 when a row is cut); more may be recorded (--all-rows, seeds=)
             planned = len(set(self.seeds(c.treatment)) & set(self.seeds(c.baseline)))
+            has_cut_row = self._seeds is None and 0 in (self.spec.seeds_of(c.treatment), self.spec.seeds_of(c.baseline))
+            # "cut": a row is cut and has nothing recorded; "cut row": cut, but recorded anyway; "": not cut
+            cut_state = "cut" if cut else "cut row" if has_cut_row else ""
             out.append({"claim": c.id, "text": c.text, "source": c.source, "central": c.central,
                         "treatment": rows[c.treatment].label, "baseline": rows[c.baseline].label,
                         "paper": paper, "metric": c.metrics[0], "verdict": v.verdict, "mdd": v.mdd,
-                        "n": v.n, "planned": planned, "ours": ours,
+                        "n": v.n, "planned": planned, "cut": cut_state, "ours": ours,
                         "evidence": f"{self.spec.chapter}: comparisons, claim {c.id}, metric {c.metrics[0]}, "
                                     f"n={v.n} paired seeds"})
         return pd.DataFrame(out, columns=["claim", "text", "source", "central", "treatment", "baseline", "paper",
-                                          "metric", "verdict", "mdd", "n", "planned", "ours", "evidence"])
+                                          "metric", "verdict", "mdd", "n", "planned", "cut", "ours", "evidence"])
 
 
 def _capital(text: str) -> str:
@@ -641,6 +645,6 @@ def claims_index(results_root: str | Path | None = None) -> pd.DataFrame:
                         "link": f"executed/{ch.spec.chapter}", "claim": r["claim"], "text": r["text"],
                         "source": r["source"], "central": r["central"], "paper_numbers": r["paper"],
                         "verdict": r["verdict"], "mdd": r["mdd"], "n": r["n"], "planned": r["planned"],
-                        "ours": r["ours"], "reconstructed": ch.spec.reconstructed})
+                        "cut": r["cut"], "ours": r["ours"], "reconstructed": ch.spec.reconstructed})
     return pd.DataFrame(out, columns=["paper", "key", "chapter", "link", "claim", "text", "source", "central",
-                                      "paper_numbers", "verdict", "mdd", "n", "planned", "ours", "reconstructed"])
+                                      "paper_numbers", "verdict", "mdd", "n", "planned", "cut", "ours", "reconstructed"])

@@ -263,16 +263,15 @@ def configs_root() -> Path:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    """The mapping in config file ``path``: parsed once per version of the file (its modification time and size)
-    and handed out as a fresh copy, since planning a grid loads the same recipe files hundreds of times."""
-    st = path.stat()
-    return copy.deepcopy(_parse_yaml(str(path), st.st_mtime_ns, st.st_size))
+    """The mapping in config file ``path``: read every time, parsed once per distinct text (planning a grid loads
+    the same recipe files hundreds of times; reading is cheap, parsing is not) and handed out as a fresh copy."""
+    return copy.deepcopy(_parse_yaml(str(path), path.read_text()))
 
 
 @functools.lru_cache(maxsize=256)
-def _parse_yaml(path: str, mtime_ns: int, size: int) -> dict[str, Any]:  # the file's version: the cache key
+def _parse_yaml(path: str, text: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if data is None:

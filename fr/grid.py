@@ -166,11 +166,12 @@ class WallTime:
         self.live[trains].append(seconds)
 
     def expected(self, trains: bool = True) -> float | None:
-        live = self.live[trains] or self.live[not trains]
-        if live:
-            return sum(live) / len(live)
-        vals = self.seconds[trains] or self.seconds[not trains]
-        return float(statistics.median(vals)) if vals else None
+        for kind in (trains, not trains):  # this kind's figures before the other kind's
+            if self.live[kind]:
+                return sum(self.live[kind]) / len(self.live[kind])
+            if self.seconds[kind]:
+                return float(statistics.median(self.seconds[kind]))
+        return None
 
     def fastest(self, trains: bool = True) -> float | None:
         """The shortest recorded wall time: a run with the machine to itself (the others include runs slowed by
@@ -196,6 +197,8 @@ class WallTime:
         k = len(self.live[True])
         if k:
             return f"{self.expected(True):.0f} s a trained run, the mean of the {k} this queue trained"
+        if not self.seconds[True]:
+            return f"no trained run recorded; {self.expected(True):.0f} s a run, from {n} untrained one(s)"
         return f"median wall time {self.expected(True):.0f} s a trained run, over {n} recorded run(s)"
 
 
@@ -225,6 +228,15 @@ def resume_first(runs: Sequence[GridRun], results_root=None) -> list[GridRun]:
     of the same config) moved to the front, each group in its given order: the time already spent on them is
     kept even if the queue is stopped again soon."""
     return sorted(runs, key=lambda r: not _resumes(results_root, r))
+
+
+def _written_before(rec: RunRecord, t: float, slack_s: float = 1.0) -> bool:
+    """Whether ``rec``'s ``metrics.json`` was written before wall-clock time ``t`` (less ``slack_s`` for coarse
+    file times): a record the trainer found complete, not one it wrote."""
+    try:
+        return (Path(rec.path) / "metrics.json").stat().st_mtime < t - slack_s
+    except OSError:
+        return False
 
 
 def _complete(root, run: GridRun) -> bool:
@@ -385,7 +397,7 @@ def run_grid(runs: Sequence[GridRun], *, results_root=None, max_runs: int | None
         state = _folder_state(results_root, r)
         log.info("[%d/%d] start %s%s  (%s for the %d left)", k, n, r.label(), f" — {state}" if state else "",
                  _eta(wall.of(todo[k - 1:])), n - k + 1)
-        t_run = time.monotonic()
+        t_run, t_wall = time.monotonic(), time.time()
         try:
             rec = train(r.config, results_root)
             if not rec.complete:
@@ -405,6 +417,10 @@ def run_grid(runs: Sequence[GridRun], *, results_root=None, max_runs: int | None
             result.failed.append((r.run_id, f"{type(e).__name__}: {e}"))
             continue
         seconds = time.monotonic() - t_run
+        if _written_before(rec, t_wall):  # finished by another process just before this one could take it
+            log.info("[%d/%d] %s: recorded meanwhile, skipped", k, n, r.label())
+            result.skipped.append(r.run_id)
+            continue
         recorded_wall = getattr(rec.metrics, "wall_time_s", None)
         wall.add(r.trains, float(recorded_wall) if recorded_wall is not None else seconds)
         result.trained.append(r.run_id)

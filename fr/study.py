@@ -85,13 +85,15 @@ def recipe_goals(table: pd.DataFrame, goals: Mapping[str, float] = GOALS, *, met
     for _, r in table[table["metric"] == metric].iterrows():
         stds = [r[f"{h}_std"] for h in heads]
         means = [r[f"{h}_mean"] for h in heads]
+        # NaN (a head with too few seeds) must win: builtin max/min would depend on the order
+        worst_std, worst_mean = float(np.max(stds)), float(np.min(means))
         ok = lambda v, test: None if not np.isfinite(v) else bool(test(v))  # noqa: E731
         rows.append({
             "recipe": r["recipe"], "seeds": int(min(r[f"{h}_n"] for h in heads)),
-            "lfw std (max over heads)": max(stds), "meets std": ok(max(stds), lambda v: v <= goals["lfw_std_max"]),
+            "lfw std (max over heads)": worst_std, "meets std": ok(worst_std, lambda v: v <= goals["lfw_std_max"]),
             "paired diff std": r["diff_std"], "meets diff std": ok(r["diff_std"], lambda v: v <= goals["diff_std_max"]),
-            "lfw mean (min over heads)": min(means),
-            "meets mean": ok(min(means), lambda v: v >= goals["lfw_mean_min"]),
+            "lfw mean (min over heads)": worst_mean,
+            "meets mean": ok(worst_mean, lambda v: v >= goals["lfw_mean_min"]),
             "run time (s, shortest)": r[time_col],
             "meets time": ok(r[time_col], lambda v: v <= goals["run_time_max_s"]),
         })
@@ -145,57 +147,67 @@ def _verdict(x) -> str:
 
 
 def trade_off_markdown(goals: pd.DataFrame, split: pd.DataFrame, recipe: str, *, baseline: str | None = None,
-                       anchor_lfw: float | None = None, anchor: str = "", train_identities: int | None = None,
+                       anchor_lfw: float | None = None, anchor: str = "", setting: str = "",
                        limits: Mapping[str, float] = GOALS) -> str:
     """What ``recipe`` bought and what limits it, as markdown computed from :func:`recipe_goals` (``goals``) and
     :func:`run_time_split` (``split``): the spread goals against ``baseline``'s, the time goal split into training
-    and evaluation, and the LFW mean against a pretrained anchor's accuracy on the same pairs (``anchor_lfw``,
-    percent). Only what the tables hold is said; a goal they cannot decide is named as such."""
+    and evaluation with the median beside the shortest run, and the LFW mean against a pretrained anchor's
+    accuracy on the same pairs (``anchor_lfw``, percent; ``setting`` describes our model and data). Only what the
+    tables hold is said; a goal they cannot decide is named as such, and a cause is offered as the likely one."""
     g = goals.set_index("recipe")
     if recipe not in g.index:
         return f"*No study of `{recipe}` is recorded yet.*"
     r = g.loc[recipe]
     b = g.loc[baseline] if baseline is not None and baseline in g.index else None
-    out = []
-    spread = (f"LFW's seed-to-seed std is at most {r['lfw std (max over heads)']:.2f} points over the two heads "
-              f"and the paired difference's std {r['paired diff std']:.2f}")
-    if b is not None:
-        spread += (f" (`{baseline}`: {b['lfw std (max over heads)']:.2f} and {b['paired diff std']:.2f}, "
-                   f"over {int(b['seeds'])} seeds)")
-    states = {"the std": _met(r["meets std"]), "the difference's std": _met(r["meets diff std"])}
-    missed = [k for k, v in states.items() if v is False]
-    met = ("both met" if all(v is True for v in states.values()) else
-           f"missed for {' and '.join(missed)}" if missed else "undecided with the seeds recorded")
-    out.append(f"**Spread.** With {int(r['seeds'])} seeds of `{recipe}`, {spread}. The goals "
-               f"(≤ {limits['lfw_std_max']:g} and ≤ {limits['diff_std_max']:g} points): {met}.")
+    out = [_spread_text(r, b, recipe, baseline, limits)]
     sp = split.set_index("recipe")
     if recipe in sp.index:
-        t = sp.loc[recipe]
-        fits = t["train s"] <= limits["run_time_max_s"]
-        text = (f"**Time.** The shortest of {int(t['runs'])} recorded runs (`{t['shortest run']}`, {t['head']}) took "
-                f"{t['run s']:.0f} s: {t['train s']:.0f} s of training and {t['evaluation s']:.0f} s for the final "
-                f"evaluation of {_protocols(t['protocols'])}. The goal is {limits['run_time_max_s']:.0f} s, "
-                f"which the run {'meets' if t['run s'] <= limits['run_time_max_s'] else 'misses'}")
-        if t["run s"] > limits["run_time_max_s"]:
-            text += (f"; training alone {'fits' if fits else 'does not fit'} it, and what is over is the evaluation "
-                     f"of every protocol from one embedding pass.")
-            if baseline is not None and baseline in sp.index:
-                v = sp.loc[baseline]
-                text += (f" `{baseline}` evaluated {_protocols(v['protocols'])} in {v['evaluation s']:.0f} s "
-                         f"(its shortest run: {v['run s']:.0f} s).")
-        else:
-            text += "."
-        if t["runs"] > 1:
-            text += (f" The median of the {int(t['runs'])} runs is {t['median run s']:.0f} s: most shared the machine "
-                     f"with other work, the shortest had it nearly to itself.")
-        out.append(text)
-    mean = r["lfw mean (min over heads)"]
-    text = (f"**Accuracy.** LFW's mean is {mean:.2f}% for the weaker head; the goal is "
-            f"{limits['lfw_mean_min']:g}%, {_verdict(r['meets mean'])}.")
-    if anchor_lfw is not None and _met(r["meets mean"]) is False:
-        text += (f" The pairs are not what holds it back: {anchor or 'a pretrained model'} scores {anchor_lfw:.2f}% "
-                 f"on the same `lfw.bin` with the same protocol. The gap is the model and what it is trained on"
-                 + (f" ({train_identities} identities)" if train_identities else "")
-                 + ", which the trials above (augmentation, weight averaging) leave as they are.")
+        out.append(_time_text(sp.loc[recipe], sp.loc[baseline] if baseline in sp.index else None, baseline,
+                              limits["run_time_max_s"]))
+    mean, goal = r["lfw mean (min over heads)"], limits["lfw_mean_min"]
+    text = (f"**Accuracy.** LFW's mean is {mean:.2f}% for the weaker head; the goal is {goal:g}%, "
+            f"{_verdict(r['meets mean'])}.")
+    if anchor_lfw is not None and _met(r["meets mean"]) is False and anchor_lfw >= goal:
+        text += (f" The pairs allow more: {anchor or 'a pretrained model'} scores {anchor_lfw:.2f}% on the same "
+                 f"`lfw.bin` with the same protocol. What holds ours back is then most likely the model and its "
+                 f"training{f' ({setting})' if setting else ''}, which the trials above (augmentation, weight "
+                 f"averaging) left as they were.")
     out.append(text)
     return "\n\n".join(out)
+
+
+def _spread_text(r, b, recipe: str, baseline: str | None, limits: Mapping[str, float]) -> str:
+    def num(x) -> str:
+        return "undecided" if not np.isfinite(x) else f"{x:.2f}"
+
+    spread = (f"LFW's seed-to-seed std is at most {num(r['lfw std (max over heads)'])} points over the two heads "
+              f"and the paired difference's std {num(r['paired diff std'])}")
+    if b is not None:
+        spread += (f" (`{baseline}`: {num(b['lfw std (max over heads)'])} and {num(b['paired diff std'])}, "
+                   f"over {int(b['seeds'])} seeds)")
+    states = {f"std ≤ {limits['lfw_std_max']:g}": _met(r["meets std"]),
+              f"difference's std ≤ {limits['diff_std_max']:g}": _met(r["meets diff std"])}
+    said = "; ".join(f"{k}: {_verdict(v)}" for k, v in states.items())
+    return f"**Spread.** With {int(r['seeds'])} seeds of `{recipe}`, {spread}. Goals (points): {said}."
+
+
+def _time_text(t, v, baseline: str | None, goal: float) -> str:
+    run, train, ev, median = t["run s"], t["train s"], t["evaluation s"], t["median run s"]
+    text = (f"**Time.** The shortest of {int(t['runs'])} recorded runs (`{t['shortest run']}`, {t['head']}) took "
+            f"{run:.0f} s: {train:.0f} s of training and {ev:.0f} s for the final evaluation of "
+            f"{_protocols(t['protocols'])}. ")
+    if run <= goal:
+        text += f"That is within the {goal:.0f} s goal, by {goal - run:.0f} s."
+    else:
+        text += f"That misses the {goal:.0f} s goal by {run - goal:.0f} s; "
+        text += ("training alone fits it, and the final evaluation of every protocol (one embedding pass) takes it "
+                 "over." if train <= goal else f"training alone exceeds it by {train - goal:.0f} s.")
+        if v is not None:
+            text += (f" `{baseline}` evaluated {_protocols(v['protocols'])} in {v['evaluation s']:.0f} s (its "
+                     f"shortest run: {v['run s']:.0f} s).")
+    if t["runs"] > 1 and median > 1.1 * run:
+        text += (f" The median run took {median:.0f} s{' (over the goal)' if median > goal >= run else ''}: the "
+                 f"timings vary with what else the machine was doing, and the least of many timings is an "
+                 f"optimistic figure, so the goal {'holds only on a quiet machine' if run <= goal else 'is missed'}.")
+    return text
+

@@ -71,29 +71,44 @@ def run(cfg: ExperimentCfg | str | Path, overrides: Mapping[str, Any] | Sequence
     _init_dist(cfg)
     rid = run_id(cfg)
     run_dir = runs_root(results_root) / rid
-    if (rec := _recorded(run_dir)) is not None:
-        return rec
     t_start = time.perf_counter()
     with contextlib.ExitStack() as held:
-        busy = None
-        if D.is_main():  # one trainer per run folder (fr.engine.lock); the other ranks are part of this run
-            run_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                held.enter_context(run_lock(run_dir))
-            except RunBusy as e:
-                busy = str(e)
-        busy = D.broadcast_object(busy)
-        if busy is not None:
-            raise RunBusy(busy)
-        if (rec := _recorded(run_dir)) is not None:  # finished by another process while we waited for the lock
-            return rec
+        # rank 0 alone decides (recorded / busy / an error / train) and every rank acts on its one answer, so no
+        # rank returns or raises while another waits in a collective
+        state = None
         if D.is_main():
-            text = dump_yaml(cfg)
-            if not (run_dir / "config.yaml").exists() or (run_dir / "config.yaml").read_text() != text:
-                atomic_write_text(run_dir / "config.yaml", text)
+            state = _claim(run_dir, cfg, held)
+        state = D.broadcast_object(state)
+        if state == "recorded":
+            return load_run(run_dir)
+        if isinstance(state, tuple):
+            kind, message = state
+            raise (RunBusy if kind == "busy" else RuntimeError)(message)
         D.barrier()
         return _train(cfg, run_dir, t_start, backbone=backbone, train_set=train_set, progress=progress,
                       stop_after=stop_after)
+
+
+def _claim(run_dir: Path, cfg: ExperimentCfg, held: contextlib.ExitStack):
+    """On the main rank: ``"recorded"`` when ``run_dir`` holds a complete record (before or after taking the lock:
+    another process may finish it meanwhile), ``("busy", message)`` when another process trains it, ``("error",
+    message)`` when the folder cannot be prepared; else None, with the lock held in ``held`` and the config
+    written."""
+    if _recorded(run_dir) is not None:
+        return "recorded"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        held.enter_context(run_lock(run_dir))
+        if _recorded(run_dir) is not None:
+            return "recorded"
+        text = dump_yaml(cfg)
+        if not (run_dir / "config.yaml").exists() or (run_dir / "config.yaml").read_text() != text:
+            atomic_write_text(run_dir / "config.yaml", text)
+    except RunBusy as e:
+        return ("busy", str(e))
+    except OSError as e:
+        return ("error", f"cannot prepare run folder {run_dir}: {e}")
+    return None
 
 
 def _recorded(run_dir: Path) -> RunRecord | None:

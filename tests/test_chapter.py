@@ -377,12 +377,23 @@ def test_a_row_the_budget_cuts_is_not_planned_but_shown_if_recorded(tmp_path):
     v = ch.verdicts().set_index("claim")
     assert v.loc["softmax_vs_cos", "ours"] == "not run: Softmax is cut from the CPU grid (see the chapter's budget note)"
     assert v.loc["arc_beats_cos", "evidence"].endswith("n=2 paired seeds")
+    assert v.loc["arc_beats_cos", ["n", "planned", "cut"]].tolist() == [2, 2, ""]
+    assert v.loc["softmax_vs_cos", ["n", "planned", "cut"]].tolist() == [0, 0, "cut"]
     # a cut row recorded anyway (e.g. by --all-rows) is found and used
     fabricate(root, _cfg("softmax", 0), {"lfw": 0.81, "cfp_fp": 0.61})
     fabricate(root, _cfg("softmax", 1), {"lfw": 0.80, "cfp_fp": 0.60})
+    fabricate(root, _cfg("arcface", 2), {"lfw": LFW["arcface"][2], "cfp_fp": CFP["arcface"][2]})  # past the cut
     ch.prepare("report", results_root=root)
     assert "Softmax (cut)" not in set(ch.our_tables()[0][1]["Method"])
-    assert ch.verdicts().set_index("claim").loc["softmax_vs_cos", "verdict"] != V.NOT_RUN
+    v = ch.verdicts().set_index("claim")
+    assert v.loc["softmax_vs_cos", "verdict"] != V.NOT_RUN
+    assert v.loc["softmax_vs_cos", ["n", "cut"]].tolist() == [2, "cut row"]
+    # the front page's seeds column: recorded of planned, never fewer planned than recorded; a cut row says so
+    page = claims_page(v.reset_index().assign(key="toy", reconstructed=False, chapter="99_toy", link="x",
+                                               paper_numbers=v["paper"].values))
+    assert "| 2 (cut row) |" in page and "| 0 (cut row) |" in page and "| cut |" not in page  # rank-1: no values
+    n_arc = int(v.loc["arc_beats_cos", "n"])
+    assert f"| {n_arc} of {max(n_arc, 2)} |" in page
     # with explicit seeds every row has them and there is no budget note
     assert ch.prepare("report", seeds=2, results_root=root).cut_markdown() == ""
 

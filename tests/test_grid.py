@@ -36,7 +36,8 @@ def grid_run(row: str, seed: int, *, central=False, chapters=("toy",), position=
 def record(root: Path, cfg, *, wall: float = 100.0, lfw: float = 0.8) -> str:
     """A complete (fabricated) record of ``cfg`` under ``root``."""
     return write_record(root, cfg, {"lfw": {"accuracy": lfw, "spread": 0.0, "protocol": "fabricated", "sha256": "x",
-                                            "n_pairs": 10}}, steps=cfg.schedule.steps or 0, wall=wall)
+                                            "n_pairs": 10}},
+                        steps=10 if cfg.schedule.steps is None else cfg.schedule.steps, wall=wall)  # None: by epochs
 
 
 class FakeTrainer:
@@ -201,6 +202,24 @@ def test_a_run_another_process_is_training_is_skipped_and_not_counted_as_started
         in grid_log.read_text()
 
 
+def test_a_run_another_process_recorded_just_before_is_not_counted_as_trained_here(tmp_path, clock, grid_log):
+    root = tmp_path / "results"
+    runs = [grid_run(r, 0, position=i) for i, r in enumerate("ab")]
+    trainer = FakeTrainer(clock)
+
+    def train(cfg, results_root):
+        if run_id(cfg) == runs[0].run_id:  # the trainer finds it complete: written by another process, earlier
+            record(results_root, cfg, wall=500.0)
+            d = runs_root(results_root) / run_id(cfg) / "metrics.json"
+            os.utime(d, (d.stat().st_atime - 60, d.stat().st_mtime - 60))
+            return load_run(d.parent)
+        return trainer(cfg, results_root)
+
+    res = G.run_grid(runs, results_root=root, max_runs=1, train=train)
+    assert res.skipped == [runs[0].run_id] and res.trained == [runs[1].run_id]
+    assert f"{runs[0].label()}: recorded meanwhile, skipped" in grid_log.read_text()
+
+
 def test_the_command_line_trains_with_the_default_trainer_and_exits_1_on_a_failure(tmp_path, clock, monkeypatch,
                                                                                   capsys):
     root = tmp_path / "results"
@@ -231,6 +250,11 @@ def test_wall_time_expects_the_recorded_median_then_what_this_queue_measures():
     w.add(True, 680.0)
     assert w.expected() == 670.0 and "the mean of the 2 this queue trained" in w.describe()
     assert w.fastest() == 660.0 and w.expected(False) == 670.0  # no 0-step run known: the other kind's
+    w.add(False, 60.0)  # an untrained run (evaluation only) timed now does not set the trained runs' rate
+    assert w.expected(True) == 670.0 and w.expected(False) == 60.0
+    fresh = G.WallTime(pd.DataFrame({"steps": [10], "wall_time_s": [700.0]}))
+    fresh.add(False, 60.0)
+    assert fresh.expected(True) == 700.0  # the recorded trained run, not the live untrained one
 
 
 # --- a killed run, with the real trainer ------------------------------------------------------------------------

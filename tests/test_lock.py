@@ -88,3 +88,10 @@ def _write(tmp_path, cfg):
     path = tmp_path / "tiny.yaml"
     path.write_text(dump_yaml(cfg))
     return path
+
+
+def test_a_run_folder_that_cannot_be_made_is_named_in_the_error(tmp_path):
+    cfg = load_config(None, TINY)
+    (tmp_path / "runs").write_text("a file where the runs folder should be")
+    with pytest.raises(RuntimeError, match=rf"cannot prepare run folder .*{run_id(cfg)}"):
+        fr.train.run(cfg, results_root=tmp_path)

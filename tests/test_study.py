@@ -106,13 +106,44 @@ def test_trade_off_says_what_was_met_and_what_limits_the_rest():
     tables = {"v1": noisy, "v2": quiet}
     goals, split = recipe_goals(recipe_table(tables)), run_time_split(tables)
     text = trade_off_markdown(goals, split, "v2", baseline="v1", anchor_lfw=98.57, anchor="a pretrained model",
-                              train_identities=238)
-    assert "The goals (≤ 0.5 and ≤ 0.7 points): both met." in text
-    assert "took 700 s: 450 s of training and 250 s for the final evaluation of 1 protocol" in text
-    assert "which the run misses; training alone fits it" in text and "`v1` evaluated 1 protocol in 170 s" in text
-    assert "The median of the 6 runs is 700 s" in text
+                              setting="238 identities")
+    assert "Goals (points): std ≤ 0.5: met; difference's std ≤ 0.7: met." in text
+    assert "took 700 s: 450 s of training and 250 s for the final evaluation of 1 protocol." in text
+    assert "That misses the 600 s goal by 100 s; training alone fits it, and the final evaluation" in text
+    assert "`v1` evaluated 1 protocol in 170 s" in text
+    assert "median" not in text  # every run took the same time: nothing to say about the spread of timings
     assert "LFW's mean is 83.20% for the weaker head; the goal is 85%, not met." in text
     assert "a pretrained model scores 98.57% on the same `lfw.bin`" in text and "(238 identities)" in text
     noisy_text = trade_off_markdown(goals, split, "v1")
-    assert "missed for the std and the difference's std" in noisy_text and "anchor" not in noisy_text
+    assert "std ≤ 0.5: not met; difference's std ≤ 0.7: not met" in noisy_text and "pretrained" not in noisy_text
+    assert "That is within the 600 s goal, by 100 s." in noisy_text
     assert trade_off_markdown(goals, split, "v3") == "*No study of `v3` is recorded yet.*"
+    # an anchor that does not reach the goal says nothing about what the pairs allow
+    assert "pairs allow more" not in trade_off_markdown(goals, split, "v2", anchor_lfw=80.0)
+
+
+def test_trade_off_time_names_what_is_over_and_the_median_beside_the_shortest():
+    from fr.study import recipe_goals, run_time_split, trade_off_markdown
+
+    runs = _runs([0.830, 0.832, 0.834], [0.834, 0.836, 0.838])
+    runs["run_id"] = [f"x{i}" for i in range(len(runs))]
+    runs["wall_time_s"] = [598.0, 1000.0, 1100.0, 1048.0, 900.0, 1200.0]
+    runs["train_time_s"] = 400.0
+    goals = recipe_goals(recipe_table({"v2": runs}))
+    text = trade_off_markdown(goals, run_time_split({"v2": runs}), "v2")
+    assert "That is within the 600 s goal, by 2 s. The median run took 1024 s (over the goal)" in text
+    assert "so the goal holds only on a quiet machine" in text
+    runs["train_time_s"], runs["wall_time_s"] = 650.0, 700.0  # training alone is over
+    text = trade_off_markdown(goals, run_time_split({"v2": runs}), "v2")
+    assert "That misses the 600 s goal by 100 s; training alone exceeds it by 50 s." in text
+    assert "evaluation of every protocol" not in text
+
+
+def test_a_head_with_too_few_seeds_leaves_the_spread_goal_undecided_in_either_order():
+    from fr.study import recipe_goals, trade_off_markdown
+
+    for cos, arc in (([0.80, 0.801, 0.802], [0.81]), ([0.81], [0.80, 0.801, 0.802])):
+        g = recipe_goals(recipe_table({"r": _runs(cos, arc)}))
+        assert g.iloc[0]["meets std"] is None and g.iloc[0]["meets diff std"] is None
+        text = trade_off_markdown(g, pd.DataFrame(columns=["recipe"]), "r")
+        assert "std ≤ 0.5: undecided with the seeds recorded" in text and "nan" not in text
