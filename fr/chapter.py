@@ -140,11 +140,14 @@ class Chapter:
         return list(range(self.spec.seeds_of(row, cut=cut)))
 
     def plan(self, *, cut: bool = True) -> list[RunPlan]:
-        """Every run of the grid in this mode, row by row (``cut=False``: with the rows the budget cut)."""
+        """Every run of the grid in this mode, row by row. ``cut=False``: the grid as designed, with the rows and
+        seeds the budget cut, and the seeds of a row the cut gives more than the design (a superset of the cut
+        plan)."""
         path = repo_root() / self.recipe
         out = []
         for rid, row in self.spec.grid.rows.items():
-            for seed in self.seeds(rid, cut=cut):
+            seeds = self.seeds(rid) if cut else sorted(set(self.seeds(rid, cut=False)) | set(self.seeds(rid)))
+            for seed in seeds:
                 ov = {**row.overrides, **self._extra, "runtime.seed": int(seed)}
                 out.append(RunPlan(rid, int(seed), ov, load_config(path, ov)))
         return out
@@ -285,12 +288,12 @@ class Chapter:
         return bool(((rec["row"] == p.row) & (rec["seed"] == p.seed)).any())
 
     def records(self) -> pd.DataFrame:
-        """One row per recorded run of the grid (this mode's seeds, those of the rows the budget cut included: a
-        cut row recorded anyway is shown): ``row``, ``seed``, ``run_id`` and every metric column (fractions),
-        derived metrics included."""
+        """One row per recorded run of the grid: the seeds of this mode's plan and of the design's (a row the budget
+        cut, recorded anyway, is shown; a row the cut gives more seeds than the design has them all), with ``row``,
+        ``seed``, ``run_id`` and every metric column (fractions), derived metrics included."""
         if self._records is not None:
             return self._records
-        plan = self.plan(cut=False)
+        plan = self.plan(cut=False)  # a superset of this mode's plan
         names = {p.config.name for p in plan}
         runs = pd.concat([load_runs(self.results_root, name=n) for n in sorted(names)], ignore_index=True)
         by_hash = {h: r for h, r in zip(runs["config_hash"], runs.to_dict("records"), strict=True)}

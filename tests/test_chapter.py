@@ -398,6 +398,21 @@ def test_a_row_the_budget_cuts_is_not_planned_but_shown_if_recorded(tmp_path):
     assert ch.prepare("report", seeds=2, results_root=root).cut_markdown() == ""
 
 
+def test_a_row_given_more_seeds_than_the_design_has_all_of_them_read(tmp_path):
+    spec = copy.deepcopy(SPEC)
+    spec["grid"]["rows"]["softmax"]["seeds"] = 5  # the design gives a non-central row 3
+    root = tmp_path / "results"
+    for seed in range(5):
+        fabricate(root, _cfg("softmax", seed), {"lfw": 0.80 + 0.001 * seed, "cfp_fp": 0.60})
+        if seed < 4:
+            fabricate(root, _cfg("cosface", seed), {"lfw": LFW["cosface"][seed], "cfp_fp": CFP["cosface"][seed]})
+    ch = chapter.Chapter(parse_spec(spec, "toy.yaml")).prepare("report", results_root=root)
+    assert ch.seeds("softmax") == [0, 1, 2, 3, 4] and ch.seeds("softmax", cut=False) == [0, 1, 2]
+    rec = ch.records()
+    assert sorted(rec.loc[rec["row"] == "softmax", "seed"]) == [0, 1, 2, 3, 4]
+    assert ch.verdicts().set_index("claim").loc["softmax_vs_cos", ["n", "planned"]].tolist() == [4, 4]
+
+
 def test_show_tables_display_titles_tables_and_legends(toy, monkeypatch):
     pytest.importorskip("IPython", reason="IPython comes with the book extra (pip install -e '.[book]')")
     import IPython.display
