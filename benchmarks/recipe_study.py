@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fr.config import load_config  # noqa: E402
+from fr.config import config_hash, load_config  # noqa: E402
 from fr.engine.atomic import atomic_write_text  # noqa: E402
 from fr.envinfo import code_version  # noqa: E402
 from fr.paths import results_root  # noqa: E402
@@ -48,12 +48,16 @@ def main(argv=None) -> int:
         for label, path in recipes.items():
             print(f"training {label} ({path}), seeds {args.seeds}", flush=True)
             run_grid(ROOT / path, HEADS, args.seeds)
-    runs = {}
+    runs, every = {}, {}
     for label, path in recipes.items():
         cfg = load_config(ROOT / path)
         df = load_runs(name=cfg.name)
-        runs[label] = df[df["seed"].isin(args.seeds)] if not df.empty else df
-    table = recipe_table(runs, heads=("cosface", "arcface"))
+        # exactly the two heads' configs (a grid row such as ArcFace on noisy labels is another run of the head)
+        wanted = {config_hash(load_config(ROOT / path, {**ov, "runtime.seed": s}))
+                  for ov in HEADS.values() for s in args.seeds}
+        runs[label] = df[df["config_hash"].isin(wanted)] if not df.empty else df
+        every[label] = df
+    table = recipe_table(runs, heads=("cosface", "arcface"), run_times=every)
     table.insert(0, "code", code_version(ROOT))
     out = Path(args.out) if args.out else results_root() / "bench" / "recipe.csv"
     buf = io.StringIO()

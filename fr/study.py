@@ -29,22 +29,25 @@ def metric_columns(runs: pd.DataFrame) -> list[str]:
 
 
 def recipe_table(runs_by_recipe: Mapping[str, pd.DataFrame], *, heads: tuple[str, str] = ("cosface", "arcface"),
-                 metrics: Iterable[str] | None = None, mdd_seeds: Iterable[int] = (3, 5),
+                 run_times: Mapping[str, pd.DataFrame] | None = None, metrics: Iterable[str] | None = None, mdd_seeds: Iterable[int] = (3, 5),
                  alpha: float = 0.05, power: float = 0.8) -> pd.DataFrame:
     """One row per (recipe, metric): per-head mean/std over seeds, the paired difference ``heads[1] -
     heads[0]`` over the seeds both heads have, its std, and the minimum detectable difference at each of
     ``mdd_seeds`` seeds. Metrics are fractions in the records and percentage points here.
 
     ``runs_by_recipe`` maps a recipe label to its runs (rows of :func:`~fr.results.load_runs`, any seeds and
-    heads). The times: ``train_time_s`` and ``run_time_s``, the means over the two heads' runs; ``run_time_min_s``,
-    the shortest trained run of the recipe, any head."""
+    heads; at most one run per head and seed: the caller picks the heads' exact configs). The times:
+    ``train_time_s`` and ``run_time_s``, the means over the two heads' runs; ``run_time_min_s``, the shortest
+    trained run of the recipe, any head, in ``run_times[recipe]`` when given (else in ``runs_by_recipe``)."""
     base, other = heads
     rows = []
     for recipe, runs in runs_by_recipe.items():
         trained = runs[runs["steps"].fillna(0) > 0]
         # one run of the recipe, whatever its head: the shortest had the machine (nearly) to itself, while the
         # mean includes runs slowed by other work
-        quickest = float(trained["wall_time_s"].min()) if trained["wall_time_s"].notna().any() else np.nan
+        timed = trained if run_times is None or recipe not in run_times else run_times[recipe]
+        timed = timed[timed["steps"].fillna(0) > 0]
+        quickest = float(timed["wall_time_s"].min()) if timed["wall_time_s"].notna().any() else np.nan
         runs = trained[trained["head"].isin(heads)]
         cols = list(metrics) if metrics is not None else metric_columns(runs)
         for col in cols:

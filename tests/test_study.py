@@ -75,6 +75,8 @@ def test_the_time_goal_is_judged_on_the_shortest_run_not_the_mean_of_a_shared_ma
                            "wall_time_s": 520.0}])
     t2 = recipe_table({"r": pd.concat([runs, other])}).iloc[0]
     assert t2["run_time_min_s"] == 520.0 and t2["run_time_s"] == t.iloc[0]["run_time_s"]
+    t3 = recipe_table({"r": runs}, run_times={"r": pd.concat([runs, other])}).iloc[0]  # timed over other runs
+    assert t3["run_time_min_s"] == 520.0 and t3["cosface_n"] == 3
 
 
 def test_run_time_split_takes_each_recipes_shortest_trained_run_of_any_head():
