@@ -650,4 +650,5 @@ def claims_index(results_root: str | Path | None = None) -> pd.DataFrame:
                         "verdict": r["verdict"], "mdd": r["mdd"], "n": r["n"], "planned": r["planned"],
                         "cut": r["cut"], "ours": r["ours"], "reconstructed": ch.spec.reconstructed})
     return pd.DataFrame(out, columns=["paper", "key", "chapter", "link", "claim", "text", "source", "central",
-                                      "paper_numbers", "verdict", "mdd", "n", "planned", "cut", "ours", "reconstructed"])
+                                      "paper_numbers", "verdict", "mdd", "n", "planned", "cut", "ours",
+                                      "reconstructed"])

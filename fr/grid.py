@@ -16,13 +16,13 @@ without ``metrics.json``: the next grid trains it again, from its last checkpoin
 every ``runtime.ckpt_every_steps`` steps and when training ends, so a run killed during its final evaluation only
 evaluates again) or from step 0 with fresh logs when it had none. Runs with a checkpoint to resume go first
 (:func:`resume_first`), so the time spent on them is kept. Several grids may run at once (one per GPU, or per
-group of cores): a run another process is training is locked (:mod:`fr.engine.lock`) and skipped. A run that fails is logged with its error and
-the queue goes on; the command exits with status 1 when any run failed.
+group of cores): a run another process is training is locked (:mod:`fr.engine.lock`) and skipped. A run that
+fails is logged with its error and the queue goes on; the command exits with status 1 when any run failed.
 
 Progress goes to stdout and, with ``--log FILE``, is appended to that file: a line when a run starts, when it is
-done (headline metrics and seconds) or fails (the error), each with the running count ``k/N`` and an ETA: the mean wall time of
-the runs this queue has trained, or before the first, the median of the recorded runs of the same recipe
-(:class:`WallTime`).
+done (headline metrics and seconds) or fails (the error), each with the running count ``k/N`` and an ETA: the
+mean wall time of the runs this queue has trained, or before the first, the median of the recorded runs of the
+same recipe (:class:`WallTime`).
 """
 from __future__ import annotations
 
@@ -43,8 +43,7 @@ import pandas as pd
 from .chapter import load as load_chapter
 from .chapter import train_command
 from .config import ExperimentCfg
-from .engine.lock import RunBusy
-from .engine.lock import holder as lock_holder
+from .engine.lock import RunBusy, holder as lock_holder
 from .papers import GRID_BUDGET_HOURS, spec_keys
 from .results import ConfigIdentity, RunRecord, flatten_result, load_run, load_runs, runs_root
 

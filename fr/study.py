@@ -29,8 +29,8 @@ def metric_columns(runs: pd.DataFrame) -> list[str]:
 
 
 def recipe_table(runs_by_recipe: Mapping[str, pd.DataFrame], *, heads: tuple[str, str] = ("cosface", "arcface"),
-                 run_times: Mapping[str, pd.DataFrame] | None = None, metrics: Iterable[str] | None = None, mdd_seeds: Iterable[int] = (3, 5),
-                 alpha: float = 0.05, power: float = 0.8) -> pd.DataFrame:
+                 run_times: Mapping[str, pd.DataFrame] | None = None, metrics: Iterable[str] | None = None,
+                 mdd_seeds: Iterable[int] = (3, 5), alpha: float = 0.05, power: float = 0.8) -> pd.DataFrame:
     """One row per (recipe, metric): per-head mean/std over seeds, the paired difference ``heads[1] -
     heads[0]`` over the seeds both heads have, its std, and the minimum detectable difference at each of
     ``mdd_seeds`` seeds. Metrics are fractions in the records and percentage points here.
@@ -42,13 +42,12 @@ def recipe_table(runs_by_recipe: Mapping[str, pd.DataFrame], *, heads: tuple[str
     base, other = heads
     rows = []
     for recipe, runs in runs_by_recipe.items():
-        trained = runs[runs["steps"].fillna(0) > 0]
         # one run of the recipe, whatever its head: the shortest had the machine (nearly) to itself, while the
         # mean includes runs slowed by other work
-        timed = trained if run_times is None or recipe not in run_times else run_times[recipe]
+        timed = runs if run_times is None else run_times.get(recipe, runs)
         timed = timed[timed["steps"].fillna(0) > 0]
         quickest = float(timed["wall_time_s"].min()) if timed["wall_time_s"].notna().any() else np.nan
-        runs = trained[trained["head"].isin(heads)]
+        runs = runs[runs["head"].isin(heads) & (runs["steps"].fillna(0) > 0)]
         cols = list(metrics) if metrics is not None else metric_columns(runs)
         for col in cols:
             if col not in runs.columns:
@@ -120,7 +119,8 @@ def trial_table(runs: pd.DataFrame, configs: Mapping[str, Any]) -> pd.DataFrame:
 def run_time_split(runs_by_recipe: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Per recipe, its shortest complete trained run of any head (the machine nearly to itself) split into
     training and final evaluation (``wall_time_s - train_time_s``), with the protocols that evaluation covered,
-    how many trained runs of the recipe are recorded and their median wall time. ``runs_by_recipe`` as for :func:`recipe_table`."""
+    how many trained runs of the recipe are recorded and their median wall time. ``runs_by_recipe`` as for
+    :func:`recipe_table`."""
     rows = []
     for recipe, runs in runs_by_recipe.items():
         runs = runs[(runs["steps"].fillna(0) > 0) & runs["wall_time_s"].notna() & runs["train_time_s"].notna()]

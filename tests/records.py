@@ -1,5 +1,5 @@
 """Fabricated run records for tests: a run folder as ``fr.train`` leaves it (``config.yaml`` and a complete
-``metrics.json``), holding only the results a test gives."""
+``metrics.json``), holding only the results a test gives; and the overrides of a tiny config that really trains."""
 from __future__ import annotations
 
 import json
@@ -25,3 +25,16 @@ def write_record(root: Path, cfg, metrics: Mapping[str, Any], *, steps: int = 10
                     metrics=dict(metrics), model={"path": "ckpt/model.pt", "sha256": "0", "input_spec": {}})
     (d / "metrics.json").write_text(json.dumps(rm.to_dict()))
     return rid
+
+
+def tiny_overrides(name: str, *, steps: int) -> dict[str, Any]:
+    """Overrides (of the defaults) of a config that trains for real in a second or two: a quarter-width IResNet at
+    16 px on 8 synthetic classes, ``steps`` steps, one CPU thread, no progress bar."""
+    return {
+        "name": name,
+        "data.train": "synthetic", "data.synthetic_classes": 8, "data.synthetic_per_class": 4, "data.batch_size": 8,
+        "backbone.name": "iresnet_tiny", "backbone.params": {"input_size": 16, "embedding_size": 32, "width": 0.25},
+        "head.name": "cosface", "optim.lr": 0.05,
+        "schedule.kind": "multistep", "schedule.steps": steps, "schedule.milestones": [1.0],
+        "runtime.device": "cpu", "runtime.threads": 1, "runtime.progress": False,
+    }

@@ -13,18 +13,11 @@ import fr.train
 from fr.config import dump_yaml, load_config
 from fr.papers import GRID_BUDGET_HOURS
 from fr.results import load_run, run_id, runs_root
-from records import write_record
+from records import tiny_overrides, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY = {
-    "name": "tiny_grid",
-    "data.train": "synthetic", "data.synthetic_classes": 8, "data.synthetic_per_class": 4, "data.batch_size": 8,
-    "backbone.name": "iresnet_tiny", "backbone.params": {"input_size": 16, "embedding_size": 32, "width": 0.25},
-    "head.name": "cosface", "optim.lr": 0.05,
-    "schedule.kind": "multistep", "schedule.steps": 6, "schedule.milestones": [1.0],
-    "runtime.device": "cpu", "runtime.threads": 1, "runtime.progress": False,
-}
+TINY = tiny_overrides("tiny_grid", steps=6)
 
 
 def grid_run(row: str, seed: int, *, central=False, chapters=("toy",), position=0, **extra) -> G.GridRun:

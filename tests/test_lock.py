@@ -13,15 +13,9 @@ import fr.train
 from fr.config import load_config
 from fr.engine.lock import LOCK_FILE, RunBusy, holder, run_lock
 from fr.results import run_id, runs_root
+from records import tiny_overrides
 
-TINY = {
-    "name": "lock_test",
-    "data.train": "synthetic", "data.synthetic_classes": 8, "data.synthetic_per_class": 4, "data.batch_size": 8,
-    "backbone.name": "iresnet_tiny", "backbone.params": {"input_size": 16, "embedding_size": 32, "width": 0.25},
-    "head.name": "cosface", "optim.lr": 0.05,
-    "schedule.kind": "multistep", "schedule.steps": 2, "schedule.milestones": [1.0],
-    "runtime.device": "cpu", "runtime.threads": 1, "runtime.progress": False,
-}
+TINY = tiny_overrides("lock_test", steps=2)
 
 
 def test_a_second_holder_is_refused_at_once_and_told_who_holds_it(tmp_path):
