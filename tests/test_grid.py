@@ -313,3 +313,25 @@ def test_the_committed_grid_fits_its_budget_at_the_recorded_run_time():
     wall = G.WallTime(G._recorded(ROOT / "results", {r.config.name for r in runs}))
     assert wall.of(runs, fastest=True) <= GRID_BUDGET_HOURS * 3600, G.budget_line(runs, wall)
     assert wall.of(G.plan(cut=False), fastest=True) > GRID_BUDGET_HOURS * 3600  # else nothing needed cutting
+
+
+def test_a_finished_grid_says_so_in_progress_budget_and_each_chapter(tmp_path):
+    """The end state (every run of every chapter recorded, fabricated here) reads as finished everywhere the book
+    reports progress: the front page's count, each chapter's missing-runs note, and the queue's plan."""
+    from fr import chapter
+
+    root = tmp_path / "results"
+    runs = G.plan()
+    for r in runs:
+        record(root, r.config, wall=600.0)
+    text = G.progress_markdown(root)
+    assert text.startswith(f"Recorded so far: {len(runs)} of the grid's {len(runs)} runs; every run is recorded.")
+    for key in chapter.spec_keys():
+        mine = [r for r in runs if key in r.chapters]
+        assert f"| {len(mine)} | {len(mine)} |" in text
+        ch = chapter.load(key).prepare("report", results_root=root)
+        assert ch.missing_runs().empty
+        assert ch.missing_markdown() == f"Every run of this chapter's grid is recorded ({len(ch.plan())} runs)."
+    assert "as cut, " in G.budget_markdown(root)
+    out = G.describe_plan(runs, root)
+    assert f"{len(runs)} recorded, 0 to train; expected 0.0 h of CPU" in out
